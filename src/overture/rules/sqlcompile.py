@@ -1,0 +1,216 @@
+"""Compile a checked rule to SQL through sqlglot, for the batch engines.
+
+The SQL has the same meaning as the Python closure on every input, nulls included: SQL's
+three-valued logic is the language's own, division and remainder by zero are made null
+with NULLIF, float literals are cast to DOUBLE (engines read `1.5` as a decimal), and
+functions whose engines disagree on nulls are wrapped in explicit CASEs. `today()` and
+`now()` become literals of the run's instant, so a batch run is reproducible.
+
+Names are resolved by a callback so that the batch engine decides where each namespace
+lives; by default a profile field is a column of its own name and `context.x`,
+`segment.x`, `offer.x` are column x of the table (or alias) named after the namespace.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from sqlglot import exp
+
+from overture.rules import nodes as n
+from overture.rules.functions import FUNCTIONS, SqlContext, null_if_any_null
+from overture.rules.types import Type
+
+DIALECTS = ("duckdb", "postgres", "spark")
+NameResolver = Callable[[str, str], exp.Expr]
+
+_SQL_TYPES = {
+    Type.STRING: "VARCHAR",
+    Type.INT: "BIGINT",
+    Type.FLOAT: "DOUBLE",
+    Type.BOOL: "BOOLEAN",
+    Type.DATE: "DATE",
+    Type.DATETIME: "TIMESTAMP",
+    Type.LIST: "ARRAY<VARCHAR>",
+}
+_COMPARE: dict[str, type[exp.Binary]] = {
+    "==": exp.EQ,
+    "!=": exp.NEQ,
+    "<": exp.LT,
+    "<=": exp.LTE,
+    ">": exp.GT,
+    ">=": exp.GTE,
+}
+_INT32 = 2**31
+
+
+def default_names(namespace: str, field: str) -> exp.Expr:
+    if namespace == "profile":
+        return exp.column(field, quoted=True)
+    return exp.column(field, table=namespace, quoted=True)
+
+
+def to_sqlglot(
+    tree: n.Node,
+    *,
+    dialect: str = "duckdb",
+    names: NameResolver = default_names,
+    now: dt.datetime | None = None,
+) -> exp.Expr:
+    """The sqlglot expression of a checked rule (see module docstring)."""
+    if dialect not in DIALECTS:
+        raise ValueError(f"unknown SQL dialect {dialect!r}; use one of {', '.join(DIALECTS)}")
+    instant = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    ctx = SqlContext(
+        dialect,
+        today=exp.cast(exp.Literal.string(instant.date().isoformat()), "DATE"),
+        now=exp.cast(exp.Literal.string(instant.isoformat(sep=" ")), "TIMESTAMP"),
+    )
+    sql: exp.Expr = _Sql(ctx, names).sql(tree).unnest()
+    return sql
+
+
+def to_sql(
+    tree: n.Node,
+    dialect: str = "duckdb",
+    *,
+    names: NameResolver = default_names,
+    now: dt.datetime | None = None,
+) -> str:
+    """The SQL text of a checked rule in `dialect` (duckdb, postgres or spark)."""
+    return to_sqlglot(tree, dialect=dialect, names=names, now=now).sql(dialect=dialect)
+
+
+def sql_type(t: Type) -> exp.DataType:
+    return exp.DataType.build(_SQL_TYPES[t])
+
+
+class _Sql:
+    def __init__(self, ctx: SqlContext, names: NameResolver) -> None:
+        self.ctx = ctx
+        self.names = names
+
+    def sql(self, node: n.Node) -> exp.Expr:
+        """SQL for `node`, parenthesised unless atomic, so that it can go anywhere."""
+        e = self._sql(node)
+        # Operators first: sqlglot's And/Or are also Func subclasses.
+        if isinstance(e, (exp.Binary, exp.Unary, exp.Is, exp.In, exp.Not)):
+            return exp.Paren(this=e)
+        atomic = (
+            exp.Column,
+            exp.Literal,
+            exp.Paren,
+            exp.Func,
+            exp.Case,
+            exp.Cast,
+            exp.Boolean,
+            exp.Null,
+        )
+        return e if isinstance(e, atomic) else exp.Paren(this=e)
+
+    def _sql(self, node: n.Node) -> exp.Expr:
+        match node:
+            case n.Literal(value=v):
+                return self.literal(v, node.type)
+            case n.Name(namespace=ns, field=f):
+                return self.names(ns, f)
+            case n.Unary(op="-", operand=a):
+                return exp.Neg(this=self.sql(_(a)))
+            case n.Unary(operand=a):
+                return self.sql(_(a))
+            case n.Binary(op=op, left=a, right=b):
+                return self.binary(op, _(a), _(b), node.type)
+            case n.Compare(op=op, left=a, right=b):
+                return _COMPARE[op](this=self.sql(_(a)), expression=self.sql(_(b)))
+            case n.BoolOp(op="and", operands=ops):
+                return exp.and_(*(self.sql(o) for o in ops))
+            case n.BoolOp(operands=ops):
+                return exp.or_(*(self.sql(o) for o in ops))
+            case n.Not(operand=a):
+                return exp.Not(this=self.sql(_(a)))
+            case n.In(needle=a, haystack=h, negated=neg):
+                test = self.membership(_(a), _(h))
+                return exp.Not(this=exp.Paren(this=test)) if neg else test
+            case n.IsNull(operand=a, negated=neg):
+                test = exp.Is(this=self.sql(_(a)), expression=exp.Null())
+                return exp.Not(this=exp.Paren(this=test)) if neg else test
+            case n.Call(function=f, args=args):
+                sql_args = [self.sql(a) for a in args]
+                types = [a.type or Type.NULL for a in args]
+                return FUNCTIONS[f].sql(sql_args, types, self.ctx)
+            case n.IfElse(condition=c, then=t, otherwise=o):
+                return exp.Case(
+                    ifs=[exp.If(this=self.sql(_(c)), true=self.sql(_(t)))], default=self.sql(_(o))
+                )
+        raise TypeError(f"cannot compile {type(node).__name__} to SQL")
+
+    def literal(self, v: object, t: Type | None) -> exp.Expr:
+        if v is None:
+            if t is None or t == Type.NULL:
+                return exp.Null()
+            return exp.Cast(this=exp.Null(), to=sql_type(t))
+        if isinstance(v, bool):
+            return exp.Boolean(this=v)
+        if isinstance(v, int):
+            lit = exp.Literal.number(v)
+            return lit if -_INT32 <= v < _INT32 else exp.cast(lit, "BIGINT")
+        if isinstance(v, float):
+            text = repr(v)
+            if text in ("inf", "-inf", "nan"):
+                return exp.cast(exp.Literal.string(text), "DOUBLE")
+            return exp.cast(exp.Literal.number(text), "DOUBLE")
+        if isinstance(v, str):
+            return exp.Literal.string(v)
+        if isinstance(v, dt.datetime):
+            return exp.cast(exp.Literal.string(v.isoformat(sep=" ")), "TIMESTAMP")
+        if isinstance(v, dt.date):
+            return exp.cast(exp.Literal.string(v.isoformat()), "DATE")
+        raise TypeError(f"no SQL literal for {v!r}")
+
+    def binary(self, op: str, a: n.Node, b: n.Node, t: Type | None) -> exp.Expr:
+        x, y = self.sql(a), self.sql(b)
+        if op == "+" and t == Type.STRING:
+            return exp.DPipe(this=x, expression=y)
+        if op == "+":
+            return exp.Add(this=x, expression=y)
+        if op == "-":
+            return exp.Sub(this=x, expression=y)
+        if op == "*":
+            return exp.Mul(this=x, expression=y)
+        zero = exp.Literal.number(0)
+        if op == "/":
+            return exp.Div(
+                this=exp.cast(x, "DOUBLE"),
+                expression=exp.Nullif(this=exp.cast(y, "DOUBLE"), expression=zero),
+            )
+        if t == Type.FLOAT and self.ctx.dialect == "postgres":  # no % on double precision there
+            mod = exp.Anonymous(
+                this="MOD",
+                expressions=[
+                    exp.cast(x, "DECIMAL"),
+                    exp.Nullif(this=exp.cast(y, "DECIMAL"), expression=zero),
+                ],
+            )
+            return exp.cast(mod, "DOUBLE")
+        return exp.Mod(this=x, expression=exp.Nullif(this=y, expression=zero))
+
+    def membership(self, needle: n.Node, haystack: n.Node) -> exp.Expr:
+        x = self.sql(needle)
+        if isinstance(haystack, n.ListLit):
+            return exp.In(this=x, expressions=[self.sql(i) for i in haystack.items])
+        items = self.sql(haystack)
+        if self.ctx.dialect == "postgres":
+            found: exp.Expr = exp.EQ(
+                this=x.copy(), expression=exp.Any(this=exp.Paren(this=items.copy()))
+            )
+        elif self.ctx.dialect == "spark":
+            found = exp.Anonymous(this="ARRAY_CONTAINS", expressions=[items.copy(), x.copy()])
+        else:
+            found = exp.Anonymous(this="LIST_CONTAINS", expressions=[items.copy(), x.copy()])
+        return null_if_any_null([x, items], found)
+
+
+def _(node: n.Node | None) -> n.Node:
+    assert node is not None
+    return node
