@@ -1,0 +1,338 @@
+"""The catalog's domain model: what a marketer declares, as pydantic models.
+
+These models check each object on its own (types, ranges, names); what spans objects
+(references, cycles, rules against schemas, templates, content fields) is checked by
+`validate`. They are frozen: a validated catalog is a value, shared by the engine.
+
+Times: a validity bound may be a date or a datetime. A start date means that day at 00:00
+UTC; an end date includes that whole day; a datetime is an instant (naive means UTC).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer,
+    StringConstraints, model_validator,
+)
+
+from overture.rules.types import Type, parse_type
+
+# -- names ---------------------------------------------------------------------------------
+Name = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_.\-]{0,63}$"),
+]
+"""Channels, zones, placements, categories, policies, treatment rules, audiences."""
+
+Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
+"""Offer codes."""
+
+Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")]
+"""Names that rules and templates refer to: fields, segments, content fields, attributes."""
+
+
+def _type(value: Any) -> Type:
+    if isinstance(value, Type):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"a type is written as text (e.g. int), not {value!r}")
+    return parse_type(value)
+
+
+FieldType = Annotated[
+    Type, BeforeValidator(_type), PlainSerializer(lambda t: t.value, return_type=str)
+]
+
+# -- times -----------------------------------------------------------------------------------
+_DURATION = re.compile(r"^\s*(\d+)\s*(m|min|h|d|w)\s*$")
+_UNITS = {"m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """`30m`, `12h`, `7d`, `2w` as a timedelta; ValueError saying how to write one."""
+    match = _DURATION.match(text)
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(f"{text!r} is not a duration; write a positive number and a unit: "
+                         "30m, 12h, 7d or 2w")
+    return dt.timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+
+
+def _duration(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, str):
+        raise ValueError(f"a duration is written like 7d, 12h, 30m or 2w, not {value!r}")
+    parse_duration(value)
+    return value.strip()
+
+
+Duration = Annotated[str, BeforeValidator(_duration)]
+
+
+def _naive_utc(value: dt.date) -> dt.date:
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
+
+
+Moment = Annotated[dt.datetime | dt.date, AfterValidator(_naive_utc)]
+
+
+def window_start(value: dt.date | None) -> dt.datetime | None:
+    if value is None or isinstance(value, dt.datetime):
+        return value
+    return dt.datetime(value.year, value.month, value.day)
+
+
+def window_end(value: dt.date | None) -> dt.datetime | None:
+    """Exclusive end instant: an end date includes its whole day."""
+    if value is None or isinstance(value, dt.datetime):
+        return value
+    return dt.datetime(value.year, value.month, value.day) + dt.timedelta(days=1)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Windowed(_Model):
+    start: Moment | None = None
+    end: Moment | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> _Windowed:
+        start, end = window_start(self.start), window_end(self.end)
+        if start is not None and end is not None and start >= end:
+            raise ValueError(f"start ({self.start}) must be before end ({self.end})")
+        return self
+
+
+# -- targeting -------------------------------------------------------------------------------
+class Audience(_Model):
+    """Who decisions are made for (customers, visitors…): an id field and a typed profile."""
+
+    name: Name
+    id_field: Identifier
+    fields: dict[Identifier, FieldType]
+    description: str = ""
+
+
+class Channel(_Model):
+    name: Name
+    description: str = ""
+
+
+class Zone(_Model):
+    name: Name
+    description: str = ""
+
+
+class ContentField(_Model):
+    required: bool = False
+    description: str = ""
+
+
+class Placement(_Model):
+    """Where offers are shown (Interact's interaction point, Adobe's offer space)."""
+
+    name: Name
+    channel: Name
+    zone: Name | None = None
+    description: str = ""
+    max_offers: int = Field(1, ge=1, le=100)
+    max_per_category: int | None = Field(None, ge=1)
+    fields: dict[Identifier, ContentField] = Field(default_factory=dict)
+    fallback_offers: list[Code] = Field(default_factory=list)
+    default_content: dict[Identifier, str] = Field(default_factory=dict)
+    render: Literal["text", "html"] = "text"
+
+
+class Multiplier(_Windowed):
+    """Multiplies the weight of every offer in a category, during a period."""
+
+    value: float = Field(gt=0)
+
+
+class Category(_Windowed):
+    """A node of the offer tree. Children inherit the audience, the eligibility rule (ANDed
+    down the chain), the validity window (the most restrictive wins), themes, policies and
+    multipliers; a disabled category disables its whole subtree."""
+
+    name: Name
+    parent: Name | None = None
+    description: str = ""
+    audience: Name | None = None
+    eligibility: str | None = None
+    themes: list[str] = Field(default_factory=list)
+    policies: list[Name] = Field(default_factory=list)
+    multipliers: list[Multiplier] = Field(default_factory=list)
+    fallback: bool = False
+    enabled: bool = True
+
+
+class Weight(_Windowed):
+    """One candidate weight of an offer: the highest applicable one is kept; 0 is ineligible."""
+
+    value: float | str
+    placements: list[Name] = Field(default_factory=list)
+    rule: str | None = None
+
+
+AttributeValue = str | bool | int | float | dt.datetime | dt.date | list[str]
+
+
+class Offer(_Windowed):
+    code: Code
+    name: str = Field(min_length=1)
+    category: Name
+    description: str = ""
+    eligibility: str | None = None
+    weights: list[Weight] = Field(default_factory=list)
+    value: float = 0.0
+    themes: list[str] = Field(default_factory=list)
+    placements: dict[Name, dict[Identifier, str]] = Field(default_factory=dict)
+    content: dict[Identifier, str] = Field(default_factory=dict)
+    attributes: dict[Identifier, AttributeValue] = Field(default_factory=dict)
+    status: Literal["active", "inactive"] = "active"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthands(cls, data: Any) -> Any:
+        """`weight: 2` for a single unconditional weight; `placements: [a, b]` when the
+        content is the same everywhere (no per-placement overrides)."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if "weight" in data:
+            if "weights" in data:
+                raise ValueError("give either weight or weights, not both")
+            data["weights"] = [{"value": data.pop("weight")}]
+        if isinstance(data.get("placements"), list):
+            data["placements"] = {p: {} for p in data["placements"]}
+        if isinstance(data.get("placements"), dict):
+            data["placements"] = {k: v or {} for k, v in data["placements"].items()}
+        return data
+
+    def content_for(self, placement: str) -> dict[str, str]:
+        """The offer's content on a placement: its common content, overridden per placement."""
+        return {**self.content, **self.placements.get(placement, {})}
+
+
+class Segment(_Model):
+    """A named condition on profile and context; rules read it as `segment.<name>`."""
+
+    name: Identifier
+    rule: str
+    description: str = ""
+    audience: Name | None = None
+
+
+class TreatmentRule(_Model):
+    """Segment → offers (or a whole category), with a marketing score (Interact's model)."""
+
+    name: Name
+    segment: Identifier
+    offers: list[Code] = Field(default_factory=list)
+    category: Name | None = None
+    zone: Name | None = None
+    score: float = Field(50.0, ge=0)
+    eligibility: str | None = None
+    score_expression: str | None = None
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _targets(self) -> TreatmentRule:
+        if not self.offers and self.category is None:
+            raise ValueError("a treatment rule targets offers or a category: give one of them")
+        return self
+
+
+# -- presentation policies (typology rules) ------------------------------------------------
+class _Policy(_Model):
+    """Where a policy applies: channels and placements (empty: all), and which offers
+    (categories, offers, and categories that list it; all of them empty: every offer)."""
+
+    name: Name
+    description: str = ""
+    channels: list[Name] = Field(default_factory=list)
+    placements: list[Name] = Field(default_factory=list)
+    categories: list[Name] = Field(default_factory=list)
+    offers: list[Code] = Field(default_factory=list)
+
+
+class FilterPolicy(_Policy):
+    """Keeps an offer only where `rule` is true."""
+
+    kind: Literal["filter"]
+    rule: str
+
+
+class CappingPolicy(_Policy):
+    """At most `limit` presentations to one profile per `window`, counted per offer, per
+    category or over the whole channel."""
+
+    kind: Literal["capping"]
+    limit: int = Field(ge=1)
+    window: Duration
+    per: Literal["offer", "category", "channel"] = "offer"
+
+
+class SuppressionPolicy(_Policy):
+    """Drops an offer for a profile once it was accepted/rejected `times` times within
+    `period` (no period: ever)."""
+
+    kind: Literal["suppression"]
+    after: Literal["accepted", "rejected", "responded"]
+    times: int = Field(1, ge=1)
+    period: Duration | None = None
+    per: Literal["offer", "category"] = "offer"
+
+
+class InventoryPolicy(_Policy):
+    """At most `limit` presentations of each offer in total, per UTC day or overall."""
+
+    kind: Literal["inventory"]
+    limit: int = Field(ge=1)
+    per: Literal["day", "total"] = "day"
+
+
+Policy = Annotated[
+    FilterPolicy | CappingPolicy | SuppressionPolicy | InventoryPolicy, Field(discriminator="kind")
+]
+
+
+class Settings(_Model):
+    default_score: float = Field(
+        50.0, ge=0, description="Treatment score of an offer no treatment rule targets."
+    )
+
+
+class Catalog(_Model):
+    """A whole catalog: what `overture validate` checks and `build_plan` compiles."""
+
+    name: str = "catalog"
+    description: str = ""
+    settings: Settings = Field(default_factory=Settings)
+    context: dict[Identifier, FieldType] = Field(default_factory=dict)
+    offer_attributes: dict[Identifier, FieldType] = Field(default_factory=dict)
+    audiences: list[Audience] = Field(default_factory=list)
+    channels: list[Channel] = Field(default_factory=list)
+    zones: list[Zone] = Field(default_factory=list)
+    placements: list[Placement] = Field(default_factory=list)
+    categories: list[Category] = Field(default_factory=list)
+    offers: list[Offer] = Field(default_factory=list)
+    segments: list[Segment] = Field(default_factory=list)
+    treatment_rules: list[TreatmentRule] = Field(default_factory=list)
+    policies: list[Policy] = Field(default_factory=list)
+
+
+SECTIONS: dict[str, type[BaseModel]] = {
+    "audiences": Audience, "channels": Channel, "zones": Zone, "placements": Placement,
+    "categories": Category, "offers": Offer, "segments": Segment,
+    "treatment_rules": TreatmentRule,
+}
+"""List sections and their item model (policies are a union, handled apart)."""
+MAPPING_SECTIONS = ("settings", "context", "offer_attributes")
+SCALAR_SECTIONS = ("name", "description")
