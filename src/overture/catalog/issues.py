@@ -47,8 +47,12 @@ class Issue:
 
     def to_dict(self) -> dict[str, object]:
         return {
-            "severity": self.severity, "where": self.where, "message": self.message,
-            "hint": self.hint, "file": self.file, "line": self.line,
+            "severity": self.severity,
+            "where": self.where,
+            "message": self.message,
+            "hint": self.hint,
+            "file": self.file,
+            "line": self.line,
         }
 
 

@@ -56,15 +56,23 @@ def read_source(path: str | FsPath) -> Source:
     if root.is_dir():
         files = sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
         if not files:
-            source.issues.append(Issue((), f"no .yaml files in {root}",
-                                       "write the catalog in one or more .yaml files"))
+            source.issues.append(
+                Issue(
+                    (), f"no .yaml files in {root}", "write the catalog in one or more .yaml files"
+                )
+            )
         for file in files:
             _read_file(file, source, shown=str(file))
     elif root.is_file():
         _read_file(root, source, shown=str(root))
     else:
-        source.issues.append(Issue((), f"{root} does not exist",
-                                   "give a catalog file or folder; `overture init DIR` writes one"))
+        source.issues.append(
+            Issue(
+                (),
+                f"{root} does not exist",
+                "give a catalog file or folder; `overture init DIR` writes one",
+            )
+        )
     return source
 
 
@@ -96,8 +104,14 @@ def _merge_document(text: str, file: str, source: Source) -> None:
     if node is None:
         return
     if not isinstance(node, yaml.MappingNode):
-        source.issues.append(Issue((), "a catalog file must be a mapping of sections "
-                                   "(offers:, placements:, …)", file=file, line=node.start_mark.line + 1))
+        source.issues.append(
+            Issue(
+                (),
+                "a catalog file must be a mapping of sections (offers:, placements:, …)",
+                file=file,
+                line=node.start_mark.line + 1,
+            )
+        )
         return
     reader = _NodeReader(file, source)
     for key_node, value_node in node.value:
@@ -105,9 +119,15 @@ def _merge_document(text: str, file: str, source: Source) -> None:
         if key is None:
             continue
         if key not in TOP_LEVEL:
-            source.issues.append(Issue((key,), f"unknown section {key!r}",
-                                       suggest(key, TOP_LEVEL) or "sections: " + ", ".join(TOP_LEVEL),
-                                       file=file, line=key_node.start_mark.line + 1))
+            source.issues.append(
+                Issue(
+                    (key,),
+                    f"unknown section {key!r}",
+                    suggest(key, TOP_LEVEL) or "sections: " + ", ".join(TOP_LEVEL),
+                    file=file,
+                    line=key_node.start_mark.line + 1,
+                )
+            )
             continue
         _merge_section(key, value_node, reader, source)
 
@@ -119,8 +139,9 @@ def _merge_section(key: str, value_node: yaml.Node, reader: _NodeReader, source:
         if isinstance(value_node, yaml.ScalarNode) and value_node.value in ("", "~", "null"):
             return  # an empty section
         if not isinstance(value_node, yaml.SequenceNode):
-            source.issues.append(Issue((key,), f"{key} must be a list (items start with '- ')",
-                                       file=file, line=line))
+            source.issues.append(
+                Issue((key,), f"{key} must be a list (items start with '- ')", file=file, line=line)
+            )
             return
         items = source.data.setdefault(key, [])
         for item_node in value_node.value:
@@ -135,15 +156,22 @@ def _merge_section(key: str, value_node: yaml.Node, reader: _NodeReader, source:
             if k is None:
                 continue
             if k in merged:
-                source.issues.append(Issue((key, k), f"{key}.{k} is given twice", file=file,
-                                           line=k_node.start_mark.line + 1))
+                source.issues.append(
+                    Issue(
+                        (key, k),
+                        f"{key}.{k} is given twice",
+                        file=file,
+                        line=k_node.start_mark.line + 1,
+                    )
+                )
                 continue
             merged[k] = reader.value(v_node, (key, k))
     else:
         value = reader.value(value_node, (key,))
         if key in source.data and source.data[key] != value:
-            source.issues.append(Issue((key,), f"{key} is given twice with different values",
-                                       file=file, line=line))
+            source.issues.append(
+                Issue((key,), f"{key} is given twice with different values", file=file, line=line)
+            )
         source.data[key] = value
 
 
@@ -157,8 +185,11 @@ class _NodeReader:
 
     def scalar_key(self, node: yaml.Node, path: Path) -> str | None:
         if not isinstance(node, yaml.ScalarNode):
-            self.source.issues.append(Issue(path, "keys must be plain names", file=self.file,
-                                            line=node.start_mark.line + 1))
+            self.source.issues.append(
+                Issue(
+                    path, "keys must be plain names", file=self.file, line=node.start_mark.line + 1
+                )
+            )
             return None
         return str(node.value)
 
@@ -174,9 +205,15 @@ class _NodeReader:
                 if k is None:
                     continue
                 if k in out:
-                    self.source.issues.append(Issue((*path, k), f"key {k!r} is given twice",
-                                                    "remove one of them", file=self.file,
-                                                    line=k_node.start_mark.line + 1))
+                    self.source.issues.append(
+                        Issue(
+                            (*path, k),
+                            f"key {k!r} is given twice",
+                            "remove one of them",
+                            file=self.file,
+                            line=k_node.start_mark.line + 1,
+                        )
+                    )
                 out[k] = self.value(v_node, (*path, k))
             return out
         if isinstance(node, yaml.SequenceNode):

@@ -15,8 +15,14 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer,
-    StringConstraints, model_validator,
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    model_validator,
 )
 
 from overture.rules.types import Type, parse_type
@@ -56,8 +62,9 @@ def parse_duration(text: str) -> dt.timedelta:
     """`30m`, `12h`, `7d`, `2w` as a timedelta; ValueError saying how to write one."""
     match = _DURATION.match(text)
     if not match or int(match.group(1)) == 0:
-        raise ValueError(f"{text!r} is not a duration; write a positive number and a unit: "
-                         "30m, 12h, 7d or 2w")
+        raise ValueError(
+            f"{text!r} is not a duration; write a positive number and a unit: 30m, 12h, 7d or 2w"
+        )
     return dt.timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
 
 
@@ -329,8 +336,13 @@ class Catalog(_Model):
 
 
 SECTIONS: dict[str, type[BaseModel]] = {
-    "audiences": Audience, "channels": Channel, "zones": Zone, "placements": Placement,
-    "categories": Category, "offers": Offer, "segments": Segment,
+    "audiences": Audience,
+    "channels": Channel,
+    "zones": Zone,
+    "placements": Placement,
+    "categories": Category,
+    "offers": Offer,
+    "segments": Segment,
     "treatment_rules": TreatmentRule,
 }
 """List sections and their item model (policies are a union, handled apart)."""

@@ -14,10 +14,16 @@ from types import MappingProxyType
 from overture.catalog.model import Catalog, Category, Offer, Placement, Segment, _Policy
 from overture.rules import Schema, Type
 
-OFFER_BUILTINS: Mapping[str, Type] = MappingProxyType({
-    "code": Type.STRING, "name": Type.STRING, "category": Type.STRING,
-    "categories": Type.LIST, "themes": Type.LIST, "value": Type.FLOAT,
-})
+OFFER_BUILTINS: Mapping[str, Type] = MappingProxyType(
+    {
+        "code": Type.STRING,
+        "name": Type.STRING,
+        "category": Type.STRING,
+        "categories": Type.LIST,
+        "themes": Type.LIST,
+        "value": Type.FLOAT,
+    }
+)
 """`offer.*` fields every rule may read; declared offer_attributes come in addition."""
 
 PLACEMENT_FIELDS = frozenset({"name", "channel", "zone"})
@@ -49,7 +55,7 @@ class Scopes:
         current: str | None = name
         while current is not None and current in self.categories:
             if current in path:
-                cycle = path[path.index(current):]
+                cycle = path[path.index(current) :]
                 return cycle if name in cycle else None
             path.append(current)
             current = self.categories[current].parent
@@ -76,8 +82,9 @@ class Scopes:
         return segment.audience or self.default_audience
 
     def segments_of(self, audience: str) -> frozenset[str]:
-        return frozenset(s.name for s in self.catalog.segments
-                         if self.segment_audience(s) == audience)
+        return frozenset(
+            s.name for s in self.catalog.segments if self.segment_audience(s) == audience
+        )
 
     def policy_audiences(self, policy: _Policy) -> set[str]:
         """The audiences of the offers a policy can apply to (all, when it is unscoped)."""
@@ -88,8 +95,14 @@ class Scopes:
         return out
 
     # -- schemas -------------------------------------------------------------------
-    def rule_schema(self, audience: str, *, segments: bool = True, offer: bool = True,
-                    score: float | None = None) -> Schema:
+    def rule_schema(
+        self,
+        audience: str,
+        *,
+        segments: bool = True,
+        offer: bool = True,
+        score: float | None = None,
+    ) -> Schema:
         """The schema a rule is checked and compiled with. Segment rules see neither
         segments nor the offer; a treatment rule's score expression sees treatment.score."""
         a = self.audiences.get(audience)
@@ -101,8 +114,9 @@ class Scopes:
             constants={} if score is None else {"treatment.score": (Type.FLOAT, score)},
         )
 
-    def template_fields(self, audience: str, offer: Offer | None,
-                        placement: Placement) -> dict[str, frozenset[str] | None]:
+    def template_fields(
+        self, audience: str, offer: Offer | None, placement: Placement
+    ) -> dict[str, frozenset[str] | None]:
         """The variables a template may read and their fields."""
         a = self.audiences.get(audience)
         fields: dict[str, frozenset[str] | None] = {
@@ -120,5 +134,8 @@ class Scopes:
     def missing_required(offer: Offer, placement: Placement) -> list[str]:
         """Required content fields of the placement the offer does not fill."""
         content = offer.content_for(placement.name)
-        return [name for name, f in placement.fields.items()
-                if f.required and not str(content.get(name, "")).strip()]
+        return [
+            name
+            for name, f in placement.fields.items()
+            if f.required and not str(content.get(name, "")).strip()
+        ]

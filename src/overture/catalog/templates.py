@@ -60,22 +60,37 @@ def check_template(text: str, fields: Mapping[str, frozenset[str] | None]) -> li
     for name in tree.find_all(nodes.Name):
         if name.ctx != "load" or name.name in locals_ or name.name in fields:
             continue
-        problems.append(TemplateProblem(name.lineno, 1, f"unknown template variable {name.name!r}",
-                                        suggest(name.name, list(fields)) or
-                                        "variables: " + ", ".join(VARIABLES)))
+        problems.append(
+            TemplateProblem(
+                name.lineno,
+                1,
+                f"unknown template variable {name.name!r}",
+                suggest(name.name, list(fields)) or "variables: " + ", ".join(VARIABLES),
+            )
+        )
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        target = node.node
+        target = getattr(node, "node", None)
         if not (isinstance(target, nodes.Name) and target.name in fields):
             continue
         if isinstance(node, nodes.Getattr):
             attr = node.attr
-        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+        elif (
+            isinstance(node, nodes.Getitem)
+            and isinstance(node.arg, nodes.Const)
+            and isinstance(node.arg.value, str)
+        ):
             attr = node.arg.value
         else:
             continue
         known = fields[target.name]
         if known is not None and attr not in known:
-            problems.append(TemplateProblem(
-                node.lineno, 1, f"unknown field {target.name}.{attr}",
-                suggest(attr, sorted(known)) or f"{target.name} has: " + ", ".join(sorted(known))))
+            problems.append(
+                TemplateProblem(
+                    node.lineno,
+                    1,
+                    f"unknown field {target.name}.{attr}",
+                    suggest(attr, sorted(known))
+                    or f"{target.name} has: " + ", ".join(sorted(known)),
+                )
+            )
     return problems

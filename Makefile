@@ -1,0 +1,37 @@
+# The two commands of the quick start, and a few more for developers.
+#   make demo    set up .venv and run Overture on the demo catalog
+#   make test    lint, type-check and run the whole test suite (what CI runs)
+#   make bench   the engine benchmark (prints decisions/s and p50/p99 against a baseline)
+
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+DEMO_DIR ?= demo-out
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/overture: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	@touch $@
+
+demo: $(BIN)/overture
+	$(BIN)/overture init $(DEMO_DIR) --force
+	$(BIN)/overture validate $(DEMO_DIR)
+	$(BIN)/overture decide $(DEMO_DIR) --placement web_home_hero --placement web_account_sidebar \
+		--profile-id C0000042 --explain
+
+lint: $(BIN)/overture
+	$(BIN)/ruff check src tests benchmarks docs/examples
+	$(BIN)/ruff format --check src tests benchmarks docs/examples
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest
+
+bench: $(BIN)/overture
+	$(BIN)/python benchmarks/engine.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .mypy_cache .ruff_cache .pytest_cache .hypothesis

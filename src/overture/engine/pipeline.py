@@ -1,0 +1,530 @@
+"""The decision pipeline (DESIGN.md §4), run for each placement of a request, in order:
+
+1. candidates   offers of the request's audience valid on the placement and active now,
+                within the request's categories and themes;
+2. eligibility  every ancestor category's rule (root first, each evaluated once per
+                request) and the offer's rule; an offer targeted by treatment rules must
+                have one whose segment (and extra condition) holds;
+3. policies     filters, inventory, suppression and capping, reading the history; capping
+                also counts what this request already chose;
+4. score        highest applicable weight × category multipliers × treatment score
+                (× the learner's factor); a weight or score of 0 is not eligible;
+5. arbitration  by score, then business value, then code; no offer twice in one request;
+                at most `max_per_category` per category;
+6. fallback     free slots are filled from the placement's fallback offers, then offers of
+                fallback categories (eligibility and policies still apply, targeting and
+                scores do not); no offer at all: the placement's default content;
+7. content      rendered per proposition; each gets a unique tracking code.
+
+Speed: scores are cheap and need no history, so candidates are scored first and then
+walked in score order; eligibility and policies are evaluated only until the placement is
+full. With `explain`, every candidate is evaluated and the walk goes to the end, so that
+each one's fate is told; the offers chosen are the same.
+
+A rule or template that raises makes its offer ineligible and is recorded in
+`Decision.rule_errors`; it never fails the decision.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from overture.engine.compiled import Candidate, CompiledPlacement, CompiledRule
+from overture.engine.history import History
+from overture.engine.profile import coerce
+from overture.engine.render import render
+from overture.engine.request import (
+    Decision,
+    DecisionRequest,
+    PlacementDecision,
+    PlacementRequest,
+    Proposition,
+    RequestError,
+    RuleFailure,
+    Trace,
+)
+from overture.rules.parser import suggest
+from overture.rules.types import Instant
+
+if TYPE_CHECKING:
+    from overture.engine.plan import DecisionPlan
+
+
+class Learner(Protocol):
+    """An optional model whose factor multiplies an offer's score (1.0: no opinion)."""
+
+    def factor(
+        self,
+        offer_code: str,
+        placement: str,
+        profile: Mapping[str, Any],
+        context: Mapping[str, Any],
+    ) -> float: ...
+
+
+class _Segments(dict[str, bool]):
+    """Segment flags, each evaluated on first use and then remembered for the request."""
+
+    def __init__(self, rules: Mapping[str, CompiledRule], state: _State) -> None:
+        super().__init__()
+        self._rules = rules
+        self._state = state
+
+    def __missing__(self, name: str) -> bool:
+        rule = self._rules.get(name)
+        value = rule is not None and self._state.run(rule, "", f"segment {name}", {}) is True
+        self[name] = value
+        return value
+
+
+class _State:
+    """What one request accumulates across its placements."""
+
+    def __init__(
+        self,
+        plan: DecisionPlan,
+        request: DecisionRequest,
+        *,
+        history: History,
+        learner: Learner | None,
+        audience: str,
+        profile: dict[str, Any],
+        context: dict[str, Any],
+        profile_id: str | None,
+        now: dt.datetime,
+    ) -> None:
+        self.plan = plan
+        self.request = request
+        self.history = history
+        self.learner = learner
+        self.audience = audience
+        self.profile = profile
+        self.context = context
+        self.profile_id = profile_id
+        self.now = now
+        self.instant = Instant.at(now)
+        self.explain = request.explain
+        self.errors: list[RuleFailure] = []
+        self.categories: dict[str, bool] = {}  # category rules not reading offer.*, by name
+        self.used: dict[tuple[str, str], int] = {}  # capping/inventory budget spent here
+        self.chosen: set[str] = set()
+        self.segments = _Segments(plan.audiences[audience].segments, self)
+
+    def run(self, rule: CompiledRule, offer_code: str, what: str, offer: Mapping[str, Any]) -> Any:
+        """Run a compiled rule; an exception is recorded and gives None."""
+        try:
+            return rule.run(self.profile, self.context, self.segments, offer, self.instant)
+        except Exception as exc:
+            self.errors.append(RuleFailure(offer_code, what, f"{type(exc).__name__}: {exc}"))
+            return None
+
+
+def decide(
+    plan: DecisionPlan, request: DecisionRequest, history: History, learner: Learner | None = None
+) -> Decision:
+    audience, profile, context = _check_request(plan, request)
+    now = request.now or dt.datetime.now(dt.UTC)
+    if now.tzinfo is not None:
+        now = now.astimezone(dt.UTC).replace(tzinfo=None)
+    profile_id = request.profile_id
+    if profile_id is None:
+        id_value = profile.get(plan.audiences[audience].id_field)
+        profile_id = None if id_value is None else str(id_value)
+    state = _State(
+        plan,
+        request,
+        history=history,
+        learner=learner,
+        audience=audience,
+        profile=profile,
+        context=context,
+        profile_id=profile_id,
+        now=now,
+    )
+    decisions = tuple(
+        _decide_placement(state, plan.placements[p.placement], p) for p in request.placements
+    )
+    return Decision(audience, profile_id, now, decisions, tuple(state.errors))
+
+
+def _check_request(
+    plan: DecisionPlan, request: DecisionRequest
+) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    problems: list[str] = []
+    audience = request.audience or plan.default_audience
+    info = plan.audiences.get(audience)
+    if info is None:
+        problems.append(f"unknown audience {audience!r}; known: {', '.join(plan.audiences)}")
+        raise RequestError(problems)
+    profile, bad = coerce(request.profile, info.fields, "profile")
+    problems.extend(bad)
+    context, bad = coerce(request.context, plan.context_schema, "context")
+    problems.extend(bad)
+    if not request.placements:
+        problems.append("ask for at least one placement")
+    for p in request.placements:
+        if p.placement not in plan.placements:
+            hint = suggest(p.placement, list(plan.placements))
+            problems.append(f"unknown placement {p.placement!r}" + (f"; {hint}" if hint else ""))
+        if p.count is not None and p.count < 1:
+            problems.append(f"count for {p.placement!r} must be at least 1, not {p.count}")
+    for name in sorted(request.categories - plan.categories):
+        hint = suggest(name, list(plan.categories))
+        problems.append(f"unknown category {name!r}" + (f"; {hint}" if hint else ""))
+    if problems:
+        raise RequestError(problems)
+    return audience, profile, context
+
+
+def _decide_placement(
+    st: _State, pl: CompiledPlacement, req: PlacementRequest
+) -> PlacementDecision:
+    n = pl.max_offers if req.count is None else min(req.count, pl.max_offers)
+    traces: list[Trace] | None = [] if st.explain else None
+    ranked = _rank(st, pl, traces)
+    selected: list[Proposition] = []
+    per_category: dict[str, int] = {}
+    for score, cand in ranked:
+        full = len(selected) >= n
+        if full and traces is None:
+            break
+        code = cand.offer.code
+        if code in st.chosen:
+            _trace(
+                traces,
+                code,
+                "arbitration",
+                "already chosen for an earlier placement of this request",
+                score,
+            )
+            continue
+        why = None if st.explain else _ineligible(st, cand)  # explain evaluated it already
+        if why is None:
+            why = _blocked(st, pl, cand)
+            step = "policies"
+        else:
+            step = "eligibility"
+        if why is not None:
+            _trace(traces, code, step, why, score)
+            continue
+        if full:
+            _trace(traces, code, "arbitration", f"ranked below the top {n}", score)
+            continue
+        category = cand.offer.category
+        if pl.max_per_category is not None and per_category.get(category, 0) >= pl.max_per_category:
+            _trace(
+                traces,
+                code,
+                "arbitration",
+                f"the placement takes {pl.max_per_category} "
+                f"offer(s) per category and {category!r} is full",
+                score,
+            )
+            continue
+        if _propose(st, pl, cand, score, selected, fallback=False, traces=traces):
+            per_category[category] = per_category.get(category, 0) + 1
+    if len(selected) < n:
+        _fill(st, pl, n, selected, traces)
+    default = None if selected else _render_default(st, pl)
+    return PlacementDecision(
+        pl.name, pl.channel, tuple(selected), default, None if traces is None else tuple(traces)
+    )
+
+
+def _rank(
+    st: _State, pl: CompiledPlacement, traces: list[Trace] | None
+) -> list[tuple[float, Candidate]]:
+    """Candidates that pass step 1 (and, with explain, step 2), scored, best first."""
+    ranked: list[tuple[float, Candidate]] = []
+    now = st.now
+    categories, themes = st.request.categories, st.request.themes
+    for cand in pl.candidates.get(st.audience, ()):
+        offer = cand.offer
+        why = _not_a_candidate(cand, now, categories, themes)
+        if why is not None:
+            _trace(traces, offer.code, "candidates", why)
+            continue
+        if traces is not None:
+            why = _ineligible(st, cand)
+            if why is not None:
+                _trace(traces, offer.code, "eligibility", why)
+                continue
+        score, step, why = _score(st, pl, cand)
+        if score is None:
+            _trace(traces, offer.code, step, why)
+            continue
+        ranked.append((score, cand))
+    ranked.sort(key=lambda sc: (-sc[0], sc[1].tiebreak))
+    return ranked
+
+
+def _not_a_candidate(
+    cand: Candidate, now: dt.datetime, categories: frozenset[str], themes: frozenset[str]
+) -> str | None:
+    offer = cand.offer
+    start, end = offer.window
+    if (start is not None and now < start) or (end is not None and now >= end):
+        return f"not active now (valid {_describe_window(start, end)})"
+    if categories and categories.isdisjoint(offer.categories):
+        return "outside the requested categories"
+    if themes and themes.isdisjoint(offer.themes):
+        return "has none of the requested themes"
+    return None
+
+
+def _ineligible(st: _State, cand: Candidate) -> str | None:
+    """Why the category chain or the offer's rule rejects the offer, or None."""
+    offer = cand.offer
+    ns = offer.namespace
+    for name, rule in offer.category_rules:
+        if rule.uses_offer:
+            ok = st.run(rule, offer.code, f"category {name}", ns) is True
+        else:
+            known = st.categories.get(name)
+            if known is None:
+                known = st.categories[name] = (
+                    st.run(rule, offer.code, f"category {name}", ns) is True
+                )
+            ok = known
+        if not ok:
+            return f"category {name!r} rule is not true: {rule.source}"
+    own = offer.eligibility
+    if own is not None and st.run(own, offer.code, "eligibility", ns) is not True:
+        return f"eligibility rule is not true: {own.source}"
+    return None
+
+
+def _score(st: _State, pl: CompiledPlacement, cand: Candidate) -> tuple[float | None, str, str]:
+    """(score, "", "") or (None, step, why) when the offer cannot be scored."""
+    offer = cand.offer
+    if offer.targeted:
+        treatment = _treatment_score(st, cand)
+        if treatment is None:
+            segments = sorted({t.segment for t in offer.treatments})
+            return (
+                None,
+                "eligibility",
+                (
+                    "no treatment rule targets it here for this profile "
+                    f"(segments: {', '.join(segments)})"
+                ),
+            )
+    else:
+        treatment = st.plan.default_score
+    weight = cand.static_weight
+    if weight is None:
+        weight = _weight(st, cand)
+        if weight is None:
+            return None, "score", "none of its weights applies (periods, placements or rules)"
+    if weight <= 0:
+        return None, "score", "its weight is 0: not eligible"
+    score = weight * treatment
+    for factor, (start, end) in offer.multipliers:
+        if (start is None or st.now >= start) and (end is None or st.now < end):
+            score *= factor
+    if st.learner is not None:
+        score *= st.learner.factor(offer.code, pl.name, st.profile, st.context)
+    if score <= 0:
+        return None, "score", "its score is 0"
+    return score, "", ""
+
+
+def _treatment_score(st: _State, cand: Candidate) -> float | None:
+    """The highest score among the treatment rules that apply, as in Interact."""
+    best: float | None = None
+    ns = cand.offer.namespace
+    for t in cand.treatments:
+        if not st.segments[t.segment]:
+            continue
+        if (
+            t.eligibility is not None
+            and st.run(t.eligibility, cand.offer.code, f"treatment {t.name}", ns) is not True
+        ):
+            continue
+        score = (
+            t.score
+            if t.score_expression is None
+            else st.run(t.score_expression, cand.offer.code, f"treatment {t.name} score", ns)
+        )
+        if score is not None and (best is None or score > best):
+            best = float(score)
+    return best
+
+
+def _weight(st: _State, cand: Candidate) -> float | None:
+    """The highest applicable weight (Adobe's rule), or None when none applies."""
+    best: float | None = None
+    now = st.now
+    ns = cand.offer.namespace
+    for w in cand.weights:
+        start, end = w.window
+        if (start is not None and now < start) or (end is not None and now >= end):
+            continue
+        if w.rule is not None and st.run(w.rule, cand.offer.code, "weight rule", ns) is not True:
+            continue
+        value = (
+            w.static
+            if w.expression is None
+            else st.run(w.expression, cand.offer.code, "weight", ns)
+        )
+        if value is not None and (best is None or value > best):
+            best = float(value)
+    return best
+
+
+def _blocked(st: _State, pl: CompiledPlacement, cand: Candidate) -> str | None:
+    """Why a presentation policy removes the offer here, or None."""
+    code = cand.offer.code
+    pid = st.profile_id
+    for policy, key in cand.policies:
+        kind = policy.kind
+        if kind == "filter":
+            assert policy.rule is not None
+            if st.run(policy.rule, code, f"policy {policy.name}", cand.offer.namespace) is not True:
+                return f"filter {policy.name!r}: {policy.rule.source} is not true"
+        elif kind == "inventory":
+            day = policy.per == "day"
+            since = dt.datetime(st.now.year, st.now.month, st.now.day) if day else None
+            used = st.history.total(code, "presented", since) + st.used.get((policy.name, key), 0)
+            if used >= policy.limit:
+                return (
+                    f"inventory {policy.name!r}: {used} of {policy.limit} presentations used "
+                    + ("today" if day else "in total")
+                )
+        elif pid is not None:
+            since = st.now - policy.window if policy.window is not None else None
+            period = f"in the last {policy.window_text}" if policy.window is not None else "ever"
+            if kind == "capping":
+                used = st.history.count(pid, "presented", policy.per, key, since) + st.used.get(
+                    (policy.name, key), 0
+                )
+                if used >= policy.limit:
+                    return (
+                        f"capping {policy.name!r}: {used} presentation(s) of {policy.per} "
+                        f"{key!r} {period}, limit {policy.limit}"
+                    )
+            else:
+                seen = sum(
+                    st.history.count(pid, ev, policy.per, key, since) for ev in policy.events
+                )
+                if seen >= policy.limit:
+                    return (
+                        f"suppression {policy.name!r}: {policy.per} {key!r} "
+                        f"{'/'.join(policy.events)} {seen} time(s) {period}"
+                    )
+    return None
+
+
+def _propose(
+    st: _State,
+    pl: CompiledPlacement,
+    cand: Candidate,
+    score: float,
+    selected: list[Proposition],
+    *,
+    fallback: bool,
+    traces: list[Trace] | None,
+) -> bool:
+    """Render the offer and add it; False (and the error recorded) if its content fails."""
+    offer = cand.offer
+    variables = {
+        "profile": st.profile,
+        "context": st.context,
+        "segment": st.segments,
+        "offer": offer.namespace,
+        "placement": pl.variables,
+    }
+    try:
+        content = render(cand.content, variables)
+    except Exception as exc:
+        st.errors.append(RuleFailure(offer.code, "content", f"{type(exc).__name__}: {exc}"))
+        _trace(traces, offer.code, "render", f"content failed to render: {exc}", score)
+        return False
+    rank = len(selected) + 1
+    selected.append(
+        Proposition(
+            pl.name,
+            rank,
+            offer.code,
+            offer.name,
+            offer.category,
+            score,
+            content,
+            st.plan.tracking_code(),
+            fallback,
+        )
+    )
+    st.chosen.add(offer.code)
+    for policy, key in cand.policies:
+        if policy.kind in ("capping", "inventory"):
+            st.used[policy.name, key] = st.used.get((policy.name, key), 0) + 1
+    _trace(
+        traces,
+        offer.code,
+        "fallback" if fallback else "selected",
+        f"{'fallback for' if fallback else ''} rank {rank}".strip(),
+        score,
+        selected=True,
+    )
+    return True
+
+
+def _fill(
+    st: _State,
+    pl: CompiledPlacement,
+    n: int,
+    selected: list[Proposition],
+    traces: list[Trace] | None,
+) -> None:
+    """Fill free slots from fallbacks: eligibility and policies apply, targeting does not."""
+    categories, themes = st.request.categories, st.request.themes
+    for cand in pl.fallbacks.get(st.audience, ()):
+        if len(selected) >= n:
+            return
+        code = cand.offer.code
+        if code in st.chosen:
+            continue
+        why = (
+            _not_a_candidate(cand, st.now, categories, themes)
+            or _ineligible(st, cand)
+            or _blocked(st, pl, cand)
+        )
+        if why is not None:
+            _trace(traces, code, "fallback", f"not used as a fallback: {why}")
+            continue
+        _propose(st, pl, cand, 0.0, selected, fallback=True, traces=traces)
+
+
+def _render_default(st: _State, pl: CompiledPlacement) -> dict[str, str]:
+    variables = {
+        "profile": st.profile,
+        "context": st.context,
+        "segment": st.segments,
+        "placement": pl.variables,
+    }
+    try:
+        return render(pl.default_content, variables)
+    except Exception as exc:
+        st.errors.append(RuleFailure("", "default content", f"{type(exc).__name__}: {exc}"))
+        return {k: v if isinstance(v, str) else "" for k, v in pl.default_content}
+
+
+def _trace(
+    traces: list[Trace] | None,
+    code: str,
+    step: Any,
+    reason: str,
+    score: float | None = None,
+    *,
+    selected: bool = False,
+) -> None:
+    if traces is not None:
+        traces.append(Trace(code, step, reason, score, selected))
+
+
+def _describe_window(start: dt.datetime | None, end: dt.datetime | None) -> str:
+    left = start.isoformat(sep=" ") if start else "always"
+    right = end.isoformat(sep=" ") if end else "open-ended"
+    return f"from {left} until {right}"

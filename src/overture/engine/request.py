@@ -1,0 +1,139 @@
+"""What a decision is asked with and what it answers."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Step = Literal[
+    "candidates",
+    "eligibility",
+    "policies",
+    "score",
+    "arbitration",
+    "render",
+    "selected",
+    "fallback",
+]
+
+
+class RequestError(ValueError):
+    """A request the engine cannot answer as asked (unknown placement, a profile value of
+    the wrong type…). `problems` lists every one, each saying what to change."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+@dataclass(frozen=True, slots=True)
+class PlacementRequest:
+    placement: str
+    count: int | None = None  # None: the placement's max_offers
+
+
+@dataclass(frozen=True)
+class DecisionRequest:
+    """Ask for offers on one or more placements (deduplicated across them, in order).
+
+    `profile` holds attributes (typed or JSON-like values; they are coerced to the audience
+    schema); `profile_id` identifies the profile for capping and suppression, and defaults
+    to the audience's id field in `profile`. Without either, the request is anonymous.
+    `categories` and `themes` restrict the catalog, as Adobe's engine calls do.
+    """
+
+    placements: tuple[PlacementRequest, ...]
+    audience: str | None = None
+    profile: Mapping[str, Any] = field(default_factory=dict)
+    profile_id: str | None = None
+    context: Mapping[str, Any] = field(default_factory=dict)
+    categories: frozenset[str] = frozenset()
+    themes: frozenset[str] = frozenset()
+    now: dt.datetime | None = None
+    explain: bool = False
+
+    @classmethod
+    def for_placements(
+        cls, placements: Iterable[str | PlacementRequest | tuple[str, int]], **kwargs: Any
+    ) -> DecisionRequest:
+        """Convenience: placements given as names, (name, count) pairs or PlacementRequests."""
+        reqs = []
+        for p in placements:
+            if isinstance(p, PlacementRequest):
+                reqs.append(p)
+            elif isinstance(p, tuple):
+                reqs.append(PlacementRequest(p[0], p[1]))
+            else:
+                reqs.append(PlacementRequest(p))
+        for key in ("categories", "themes"):
+            if key in kwargs:
+                kwargs[key] = frozenset(kwargs[key])
+        return cls(tuple(reqs), **kwargs)
+
+
+@dataclass(frozen=True, slots=True)
+class Proposition:
+    """One offer chosen for a placement. Events reference it by its tracking code."""
+
+    placement: str
+    rank: int
+    offer_code: str
+    offer_name: str
+    category: str
+    score: float
+    content: dict[str, str]
+    tracking_code: str
+    fallback: bool = False
+    probability: float = 1.0  # deterministic arbitration; exploration will lower it
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    """For explain: what happened to one candidate, and why."""
+
+    offer_code: str
+    step: Step
+    reason: str
+    score: float | None = None
+    selected: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RuleFailure:
+    """A rule that raised at run time: the offer it guarded was treated as ineligible."""
+
+    offer_code: str
+    rule: str  # "eligibility", "category lending", "weight", "policy card_fatigue", ...
+    message: str
+
+
+@dataclass(frozen=True)
+class PlacementDecision:
+    placement: str
+    channel: str
+    propositions: tuple[Proposition, ...]
+    default_content: dict[str, str] | None = None  # when no offer at all was chosen
+    explain: tuple[Trace, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    audience: str
+    profile_id: str | None
+    now: dt.datetime
+    placements: tuple[PlacementDecision, ...]
+    rule_errors: tuple[RuleFailure, ...] = ()
+
+    @property
+    def propositions(self) -> list[Proposition]:
+        return [p for pd in self.placements for p in pd.propositions]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["now"] = self.now.isoformat()
+        for pd in out["placements"]:
+            if pd["explain"] is None:
+                del pd["explain"]
+        return out
