@@ -31,7 +31,7 @@ test: lint
 	$(BIN)/pytest
 
 bench: $(BIN)/overture
-	$(BIN)/python benchmarks/engine.py
+	$(BIN)/python -m benchmarks.engine
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from overture.engine.profile import Coercer
 from overture.engine.render import Renderer
 from overture.rules import Type
 
@@ -87,9 +88,18 @@ class Candidate:
     static_weight: float | None  # set when the offer has one unconditional numeric weight
     weights: tuple[CompiledWeight, ...]
     treatments: tuple[CompiledTreatment, ...]  # those of the offer valid in this zone
+    # Those with a condition or a score expression; the plain ones are in treatment_group.
+    conditional_treatments: tuple[CompiledTreatment, ...]
     policies: tuple[tuple[CompiledPolicy, str], ...]  # with the capping key on this placement
     content: tuple[tuple[str, Renderer], ...]
-    tiebreak: tuple[float, str]  # higher business value first, then code
+    fixed_score: float | None  # when nothing about the request can change the score
+    # When the score is the static weight × the treatment group's score (targeted by plain
+    # treatment rules only, no multipliers): the ranking loop computes it inline.
+    group_scored: bool
+    order: int  # tie-break rank on the placement: higher business value, then code
+    # Candidates whose plain treatment rules are the same share a group, so that a request
+    # computes each group's treatment score once (-1: no plain treatment rules).
+    treatment_group: int = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +110,10 @@ class CompiledPlacement:
     max_offers: int
     max_per_category: int | None
     candidates: Mapping[str, tuple[Candidate, ...]]  # by audience
+    # The same candidates split for ranking: those with a fixed score, already sorted as
+    # (-score, order, candidate), and those scored per request.
+    fixed: Mapping[str, tuple[tuple[float, int, Candidate], ...]]
+    dynamic: Mapping[str, tuple[Candidate, ...]]
     fallbacks: Mapping[str, tuple[Candidate, ...]]  # by audience, in fill order
     default_content: tuple[tuple[str, Renderer], ...]
     variables: Mapping[str, Any]  # `placement` as templates see it
@@ -111,3 +125,4 @@ class AudienceInfo:
     id_field: str
     fields: Mapping[str, Type]
     segments: Mapping[str, CompiledRule]
+    coerce: Coercer

@@ -28,13 +28,12 @@ A rule or template that raises makes its offer ineligible and is recorded in
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from overture.engine.compiled import Candidate, CompiledPlacement, CompiledRule
 from overture.engine.history import History
-from overture.engine.profile import coerce
-from overture.engine.render import render
+from overture.engine.render import base_variables, render
 from overture.engine.request import (
     Decision,
     DecisionRequest,
@@ -43,6 +42,7 @@ from overture.engine.request import (
     Proposition,
     RequestError,
     RuleFailure,
+    Step,
     Trace,
 )
 from overture.rules.parser import suggest
@@ -50,6 +50,9 @@ from overture.rules.types import Instant
 
 if TYPE_CHECKING:
     from overture.engine.plan import DecisionPlan
+
+Ranked = tuple[float, int, Candidate]  # (-score, tie-break order, candidate): sorts best first
+_UNSET = object()
 
 
 class Learner(Protocol):
@@ -111,12 +114,25 @@ class _State:
         self.used: dict[tuple[str, str], int] = {}  # capping/inventory budget spent here
         self.chosen: set[str] = set()
         self.segments = _Segments(plan.audiences[audience].segments, self)
+        # by treatment group, computed on first use (_UNSET until then)
+        self.treatment_scores: list[float | object | None] = [_UNSET] * len(plan.treatment_groups)
+        self._variables: dict[str, Any] | None = None
+
+    @property
+    def variables(self) -> dict[str, Any]:
+        """Template variables, prepared on first render ("offer" and "placement" vary)."""
+        if self._variables is None:
+            self._variables = base_variables()
+            self._variables.update(
+                profile=self.profile, context=self.context, segment=self.segments
+            )
+        return self._variables
 
     def run(self, rule: CompiledRule, offer_code: str, what: str, offer: Mapping[str, Any]) -> Any:
         """Run a compiled rule; an exception is recorded and gives None."""
         try:
             return rule.run(self.profile, self.context, self.segments, offer, self.instant)
-        except Exception as exc:
+        except Exception as exc:  # a rule error must never fail a decision
             self.errors.append(RuleFailure(offer_code, what, f"{type(exc).__name__}: {exc}"))
             return None
 
@@ -146,7 +162,8 @@ def decide(
     decisions = tuple(
         _decide_placement(state, plan.placements[p.placement], p) for p in request.placements
     )
-    return Decision(audience, profile_id, now, decisions, tuple(state.errors))
+    # explain may evaluate a rule twice; report each failure once
+    return Decision(audience, profile_id, now, decisions, tuple(dict.fromkeys(state.errors)))
 
 
 def _check_request(
@@ -158,9 +175,9 @@ def _check_request(
     if info is None:
         problems.append(f"unknown audience {audience!r}; known: {', '.join(plan.audiences)}")
         raise RequestError(problems)
-    profile, bad = coerce(request.profile, info.fields, "profile")
+    profile, bad = info.coerce(request.profile)
     problems.extend(bad)
-    context, bad = coerce(request.context, plan.context_schema, "context")
+    context, bad = plan.coerce_context(request.context)
     problems.extend(bad)
     if not request.placements:
         problems.append("ask for at least one placement")
@@ -183,13 +200,14 @@ def _decide_placement(
 ) -> PlacementDecision:
     n = pl.max_offers if req.count is None else min(req.count, pl.max_offers)
     traces: list[Trace] | None = [] if st.explain else None
-    ranked = _rank(st, pl, traces)
+    ranked = _rank(st, pl) if traces is None else _rank_explained(st, pl, traces)
     selected: list[Proposition] = []
     per_category: dict[str, int] = {}
-    for score, cand in ranked:
+    for negative, _, cand in ranked:
         full = len(selected) >= n
         if full and traces is None:
             break
+        score = -negative
         code = cand.offer.code
         if code in st.chosen:
             _trace(
@@ -200,12 +218,12 @@ def _decide_placement(
                 score,
             )
             continue
-        why = None if st.explain else _ineligible(st, cand)  # explain evaluated it already
-        if why is None:
-            why = _blocked(st, pl, cand)
-            step = "policies"
-        else:
-            step = "eligibility"
+        step: Step = "policies"
+        if traces is None:  # with explain, eligibility was evaluated while ranking
+            why = _ineligible(st, cand)
+            if why is not None:
+                continue
+        why = _blocked(st, cand)
         if why is not None:
             _trace(traces, code, step, why, score)
             continue
@@ -213,13 +231,13 @@ def _decide_placement(
             _trace(traces, code, "arbitration", f"ranked below the top {n}", score)
             continue
         category = cand.offer.category
-        if pl.max_per_category is not None and per_category.get(category, 0) >= pl.max_per_category:
+        cap = pl.max_per_category
+        if cap is not None and per_category.get(category, 0) >= cap:
             _trace(
                 traces,
                 code,
                 "arbitration",
-                f"the placement takes {pl.max_per_category} "
-                f"offer(s) per category and {category!r} is full",
+                f"the placement takes {cap} offer(s) per category and {category!r} is full",
                 score,
             )
             continue
@@ -233,43 +251,113 @@ def _decide_placement(
     )
 
 
-def _rank(
-    st: _State, pl: CompiledPlacement, traces: list[Trace] | None
-) -> list[tuple[float, Candidate]]:
-    """Candidates that pass step 1 (and, with explain, step 2), scored, best first."""
-    ranked: list[tuple[float, Candidate]] = []
+def _rank(st: _State, pl: CompiledPlacement) -> Iterable[Ranked]:
+    """Candidates active now (within the request's restrictions), best first, lazily.
+
+    Candidates whose score cannot change were sorted when the plan was built; only the
+    others are scored here, and the two orders are merged as the caller walks them, so a
+    decision that fills its slots early never looks at most of the fixed ones."""
+    if st.learner is not None:  # a learner may change any score
+        return _score_all(st, pl, pl.candidates.get(st.audience, ()))
+    dynamic = _score_all(st, pl, pl.dynamic.get(st.audience, ()))
+    fixed = pl.fixed.get(st.audience, ())
+    if not fixed:
+        return dynamic
+    return _merge(st, fixed, dynamic)
+
+
+def _score_all(st: _State, pl: CompiledPlacement, candidates: Iterable[Candidate]) -> list[Ranked]:
+    """This loop runs for many candidates of every decision: it avoids calls where it can."""
+    ranked: list[Ranked] = []
     now = st.now
     categories, themes = st.request.categories, st.request.themes
-    for cand in pl.candidates.get(st.audience, ()):
-        offer = cand.offer
-        why = _not_a_candidate(cand, now, categories, themes)
-        if why is not None:
-            _trace(traces, offer.code, "candidates", why)
+    restricted = bool(categories or themes)
+    learner = st.learner
+    group_scores = st.treatment_scores
+    for cand in candidates:
+        start, end = cand.offer.window
+        if (start is not None and now < start) or (end is not None and now >= end):
             continue
-        if traces is not None:
-            why = _ineligible(st, cand)
-            if why is not None:
-                _trace(traces, offer.code, "eligibility", why)
-                continue
-        score, step, why = _score(st, pl, cand)
+        if restricted and _outside(cand, categories, themes) is not None:
+            continue
+        score = cand.fixed_score
         if score is None:
-            _trace(traces, offer.code, step, why)
-            continue
-        ranked.append((score, cand))
-    ranked.sort(key=lambda sc: (-sc[0], sc[1].tiebreak))
+            if cand.group_scored:  # static weight × the group's treatment score
+                group = group_scores[cand.treatment_group]
+                if group is _UNSET:
+                    group = _group_score(st, cand.treatment_group)
+                if group is None:
+                    continue
+                score = cand.static_weight * group  # type: ignore[operator]
+            else:
+                score = _score(st, cand)
+                if score is None:
+                    continue
+        if learner is not None:
+            score *= learner.factor(cand.offer.code, pl.name, st.profile, st.context)
+            if score <= 0:
+                continue
+        ranked.append((-score, cand.order, cand))
+    ranked.sort()
     return ranked
 
 
-def _not_a_candidate(
-    cand: Candidate, now: dt.datetime, categories: frozenset[str], themes: frozenset[str]
-) -> str | None:
-    offer = cand.offer
-    start, end = offer.window
+def _merge(st: _State, fixed: tuple[Ranked, ...], dynamic: list[Ranked]) -> Iterator[Ranked]:
+    """Both sorted sequences in one order, skipping fixed candidates not active now or
+    outside the request's restrictions (the dynamic ones were filtered when scored)."""
+    now = st.now
+    categories, themes = st.request.categories, st.request.themes
+    restricted = bool(categories or themes)
+    d, nd = 0, len(dynamic)
+    for item in fixed:
+        start, end = item[2].offer.window
+        if (start is not None and now < start) or (end is not None and now >= end):
+            continue
+        if restricted and _outside(item[2], categories, themes) is not None:
+            continue
+        while d < nd and dynamic[d] < item:
+            yield dynamic[d]
+            d += 1
+        yield item
+    yield from dynamic[d:]
+
+
+def _rank_explained(st: _State, pl: CompiledPlacement, traces: list[Trace]) -> list[Ranked]:
+    """As _rank, evaluating eligibility too and telling why each candidate drops out."""
+    ranked: list[Ranked] = []
+    for cand in pl.candidates.get(st.audience, ()):
+        code = cand.offer.code
+        why = _inactive(cand, st.now) or _outside(cand, st.request.categories, st.request.themes)
+        if why is not None:
+            _trace(traces, code, "candidates", why)
+            continue
+        why = _ineligible(st, cand)
+        if why is not None:
+            _trace(traces, code, "eligibility", why)
+            continue
+        score = cand.fixed_score if cand.fixed_score is not None else _score(st, cand)
+        if score is not None and st.learner is not None:
+            score *= st.learner.factor(code, pl.name, st.profile, st.context)
+        if score is None or score <= 0:
+            step, why = _unscored(st, cand)
+            _trace(traces, code, step, why)
+            continue
+        ranked.append((-score, cand.order, cand))
+    ranked.sort()
+    return ranked
+
+
+def _inactive(cand: Candidate, now: dt.datetime) -> str | None:
+    start, end = cand.offer.window
     if (start is not None and now < start) or (end is not None and now >= end):
         return f"not active now (valid {_describe_window(start, end)})"
-    if categories and categories.isdisjoint(offer.categories):
+    return None
+
+
+def _outside(cand: Candidate, categories: frozenset[str], themes: frozenset[str]) -> str | None:
+    if categories and categories.isdisjoint(cand.offer.categories):
         return "outside the requested categories"
-    if themes and themes.isdisjoint(offer.themes):
+    if themes and themes.isdisjoint(cand.offer.themes):
         return "has none of the requested themes"
     return None
 
@@ -284,72 +372,97 @@ def _ineligible(st: _State, cand: Candidate) -> str | None:
         else:
             known = st.categories.get(name)
             if known is None:
-                known = st.categories[name] = (
-                    st.run(rule, offer.code, f"category {name}", ns) is True
-                )
+                known = st.run(rule, offer.code, f"category {name}", ns) is True
+                st.categories[name] = known
             ok = known
         if not ok:
             return f"category {name!r} rule is not true: {rule.source}"
     own = offer.eligibility
-    if own is not None and st.run(own, offer.code, "eligibility", ns) is not True:
-        return f"eligibility rule is not true: {own.source}"
-    return None
+    if own is None:
+        return None
+    try:  # st.run inlined: this is the most frequent rule call
+        ok = own.run(st.profile, st.context, st.segments, ns, st.instant) is True
+    except Exception as exc:  # a rule error must never fail a decision
+        st.errors.append(RuleFailure(offer.code, "eligibility", f"{type(exc).__name__}: {exc}"))
+        ok = False
+    return None if ok else f"eligibility rule is not true: {own.source}"
 
 
-def _score(st: _State, pl: CompiledPlacement, cand: Candidate) -> tuple[float | None, str, str]:
-    """(score, "", "") or (None, step, why) when the offer cannot be scored."""
+def _score(st: _State, cand: Candidate) -> float | None:
+    """Weight × active multipliers × treatment score, or None when the offer cannot be
+    scored (see _unscored for why). The learner's factor is applied by the caller."""
     offer = cand.offer
     if offer.targeted:
         treatment = _treatment_score(st, cand)
         if treatment is None:
-            segments = sorted({t.segment for t in offer.treatments})
-            return (
-                None,
-                "eligibility",
-                (
-                    "no treatment rule targets it here for this profile "
-                    f"(segments: {', '.join(segments)})"
-                ),
-            )
+            return None
     else:
         treatment = st.plan.default_score
     weight = cand.static_weight
     if weight is None:
         weight = _weight(st, cand)
         if weight is None:
-            return None, "score", "none of its weights applies (periods, placements or rules)"
+            return None
     if weight <= 0:
-        return None, "score", "its weight is 0: not eligible"
+        return None
     score = weight * treatment
     for factor, (start, end) in offer.multipliers:
         if (start is None or st.now >= start) and (end is None or st.now < end):
             score *= factor
-    if st.learner is not None:
-        score *= st.learner.factor(offer.code, pl.name, st.profile, st.context)
-    if score <= 0:
-        return None, "score", "its score is 0"
-    return score, "", ""
+    return score if score > 0 else None
+
+
+def _unscored(st: _State, cand: Candidate) -> tuple[Step, str]:
+    """Why an offer has no score (for explain)."""
+    offer = cand.offer
+    if offer.targeted and _treatment_score(st, cand) is None:
+        segments = sorted({t.segment for t in offer.treatments})
+        return "eligibility", (
+            f"no treatment rule targets it here for this profile (segments: {', '.join(segments)})"
+        )
+    weight = cand.static_weight if cand.static_weight is not None else _weight(st, cand)
+    if weight is None:
+        return "score", "none of its weights applies (periods, placements or rules)"
+    if weight <= 0:
+        return "score", "its weight is 0: not eligible"
+    return "score", "its score is 0"
 
 
 def _treatment_score(st: _State, cand: Candidate) -> float | None:
     """The highest score among the treatment rules that apply, as in Interact."""
+    segments = st.segments
+    group = cand.treatment_group
     best: float | None = None
+    if group >= 0:
+        known = st.treatment_scores[group]
+        best = _group_score(st, group) if known is _UNSET else known  # type: ignore[assignment]
     ns = cand.offer.namespace
-    for t in cand.treatments:
-        if not st.segments[t.segment]:
+    for t in cand.conditional_treatments:
+        if not segments[t.segment]:
             continue
         if (
             t.eligibility is not None
             and st.run(t.eligibility, cand.offer.code, f"treatment {t.name}", ns) is not True
         ):
             continue
-        score = (
+        value = (
             t.score
             if t.score_expression is None
             else st.run(t.score_expression, cand.offer.code, f"treatment {t.name} score", ns)
         )
-        if score is not None and (best is None or score > best):
-            best = float(score)
+        if value is not None and (best is None or value > best):
+            best = float(value)
+    return best
+
+
+def _group_score(st: _State, group: int) -> float | None:
+    """The best score of a group of plain treatment rules whose segment holds (memoised)."""
+    best = None
+    for segment, score in st.plan.treatment_groups[group]:  # best first
+        if st.segments[segment]:
+            best = score
+            break
+    st.treatment_scores[group] = best
     return best
 
 
@@ -374,10 +487,11 @@ def _weight(st: _State, cand: Candidate) -> float | None:
     return best
 
 
-def _blocked(st: _State, pl: CompiledPlacement, cand: Candidate) -> str | None:
+def _blocked(st: _State, cand: Candidate) -> str | None:
     """Why a presentation policy removes the offer here, or None."""
     code = cand.offer.code
     pid = st.profile_id
+    history = st.history
     for policy, key in cand.policies:
         kind = policy.kind
         if kind == "filter":
@@ -387,7 +501,7 @@ def _blocked(st: _State, pl: CompiledPlacement, cand: Candidate) -> str | None:
         elif kind == "inventory":
             day = policy.per == "day"
             since = dt.datetime(st.now.year, st.now.month, st.now.day) if day else None
-            used = st.history.total(code, "presented", since) + st.used.get((policy.name, key), 0)
+            used = history.total(code, "presented", since) + st.used.get((policy.name, key), 0)
             if used >= policy.limit:
                 return (
                     f"inventory {policy.name!r}: {used} of {policy.limit} presentations used "
@@ -395,26 +509,29 @@ def _blocked(st: _State, pl: CompiledPlacement, cand: Candidate) -> str | None:
                 )
         elif pid is not None:
             since = st.now - policy.window if policy.window is not None else None
-            period = f"in the last {policy.window_text}" if policy.window is not None else "ever"
             if kind == "capping":
-                used = st.history.count(pid, "presented", policy.per, key, since) + st.used.get(
+                used = history.count(pid, "presented", policy.per, key, since) + st.used.get(
                     (policy.name, key), 0
                 )
                 if used >= policy.limit:
                     return (
                         f"capping {policy.name!r}: {used} presentation(s) of {policy.per} "
-                        f"{key!r} {period}, limit {policy.limit}"
+                        f"{key!r} {_period(policy.window_text)}, limit {policy.limit}"
                     )
             else:
-                seen = sum(
-                    st.history.count(pid, ev, policy.per, key, since) for ev in policy.events
-                )
+                seen = 0
+                for event in policy.events:
+                    seen += history.count(pid, event, policy.per, key, since)
                 if seen >= policy.limit:
                     return (
                         f"suppression {policy.name!r}: {policy.per} {key!r} "
-                        f"{'/'.join(policy.events)} {seen} time(s) {period}"
+                        f"{'/'.join(policy.events)} {seen} time(s) {_period(policy.window_text)}"
                     )
     return None
+
+
+def _period(window_text: str) -> str:
+    return f"in the last {window_text}" if window_text else "ever"
 
 
 def _propose(
@@ -429,16 +546,12 @@ def _propose(
 ) -> bool:
     """Render the offer and add it; False (and the error recorded) if its content fails."""
     offer = cand.offer
-    variables = {
-        "profile": st.profile,
-        "context": st.context,
-        "segment": st.segments,
-        "offer": offer.namespace,
-        "placement": pl.variables,
-    }
+    variables = st.variables
+    variables["offer"] = offer.namespace
+    variables["placement"] = pl.variables
     try:
         content = render(cand.content, variables)
-    except Exception as exc:
+    except Exception as exc:  # a template error must never fail a decision
         st.errors.append(RuleFailure(offer.code, "content", f"{type(exc).__name__}: {exc}"))
         _trace(traces, offer.code, "render", f"content failed to render: {exc}", score)
         return False
@@ -464,7 +577,7 @@ def _propose(
         traces,
         offer.code,
         "fallback" if fallback else "selected",
-        f"{'fallback for' if fallback else ''} rank {rank}".strip(),
+        f"fallback for rank {rank}" if fallback else f"rank {rank}",
         score,
         selected=True,
     )
@@ -487,9 +600,10 @@ def _fill(
         if code in st.chosen:
             continue
         why = (
-            _not_a_candidate(cand, st.now, categories, themes)
+            _inactive(cand, st.now)
+            or _outside(cand, categories, themes)
             or _ineligible(st, cand)
-            or _blocked(st, pl, cand)
+            or _blocked(st, cand)
         )
         if why is not None:
             _trace(traces, code, "fallback", f"not used as a fallback: {why}")
@@ -498,15 +612,12 @@ def _fill(
 
 
 def _render_default(st: _State, pl: CompiledPlacement) -> dict[str, str]:
-    variables = {
-        "profile": st.profile,
-        "context": st.context,
-        "segment": st.segments,
-        "placement": pl.variables,
-    }
+    variables = st.variables
+    variables.pop("offer", None)
+    variables["placement"] = pl.variables
     try:
         return render(pl.default_content, variables)
-    except Exception as exc:
+    except Exception as exc:  # default content is answered regardless
         st.errors.append(RuleFailure("", "default content", f"{type(exc).__name__}: {exc}"))
         return {k: v if isinstance(v, str) else "" for k, v in pl.default_content}
 
@@ -514,7 +625,7 @@ def _render_default(st: _State, pl: CompiledPlacement) -> dict[str, str]:
 def _trace(
     traces: list[Trace] | None,
     code: str,
-    step: Any,
+    step: Step,
     reason: str,
     score: float | None = None,
     *,

@@ -13,6 +13,7 @@ import datetime as dt
 import itertools
 import secrets
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -45,6 +46,7 @@ from overture.engine.compiled import (
 )
 from overture.engine.history import NO_HISTORY, History
 from overture.engine.pipeline import Learner, decide
+from overture.engine.profile import Coercer
 from overture.engine.render import compile_content
 from overture.engine.request import Decision, DecisionRequest
 from overture.rules import (
@@ -134,6 +136,7 @@ class _Builder:
         self.scopes = Scopes(catalog)
         self.schemas: dict[str, Schema] = {}
         self.policy_categories = self._policy_categories()
+        self.treatment_groups: dict[tuple[tuple[str, float], ...], int] = {}
 
     def schema(self, audience: str) -> Schema:
         if audience not in self.schemas:
@@ -159,6 +162,7 @@ class _Builder:
                     for s in self.c.segments
                     if self.scopes.segment_audience(s) == a.name
                 },
+                coerce=Coercer(a.fields, "profile"),
             )
             for a in self.c.audiences
         }
@@ -168,9 +172,10 @@ class _Builder:
             placements=MappingProxyType(placements),
             audiences=MappingProxyType(audiences),
             default_audience=self.scopes.default_audience,
-            context_schema=MappingProxyType(dict(self.c.context)),
+            coerce_context=Coercer(self.c.context, "context"),
             categories=frozenset(c.name for c in self.c.categories),
             default_score=self.c.settings.default_score,
+            treatment_groups=tuple(self.treatment_groups),
         )
 
     # -- offers --------------------------------------------------------------------
@@ -320,9 +325,12 @@ class _Builder:
             source = catalog_offers[offer.code]
             if p.name not in source.placements or self.scopes.missing_required(source, p):
                 continue  # not valid on this placement (validation warned about it)
-            cand = self.candidate(offer, source, p, policies)
-            made[offer.code] = cand
-            candidates.setdefault(offer.audience, []).append(cand)
+            made[offer.code] = self.candidate(offer, source, p, policies)
+        # tie-break order: higher business value first, then code
+        for order, code in enumerate(sorted(made, key=lambda c: (-made[c].offer.value, c))):
+            made[code] = replace(made[code], order=order)
+        for cand in made.values():
+            candidates.setdefault(cand.offer.audience, []).append(cand)
         fallback_codes = [c for c in p.fallback_offers if c in made]
         fallback_categories = [
             o
@@ -344,6 +352,15 @@ class _Builder:
             max_offers=p.max_offers,
             max_per_category=p.max_per_category,
             candidates=MappingProxyType({a: tuple(c) for a, c in candidates.items()}),
+            fixed=MappingProxyType(
+                {
+                    a: tuple(sorted((-c.fixed_score, c.order, c) for c in cs if c.fixed_score))
+                    for a, cs in candidates.items()
+                }
+            ),
+            dynamic=MappingProxyType(
+                {a: tuple(c for c in cs if c.fixed_score is None) for a, cs in candidates.items()}
+            ),
             fallbacks=MappingProxyType({a: tuple(c) for a, c in fallbacks.items()}),
             default_content=compile_content(p.default_content, p.render == "html"),
             variables=MappingProxyType({"name": p.name, "channel": p.channel, "zone": p.zone}),
@@ -378,15 +395,36 @@ class _Builder:
         content = source.content_for(p.name)
         if p.fields:
             content = {k: v for k, v in content.items() if k in p.fields}
+        treatments = tuple(t for t in offer.treatments if t.zone is None or t.zone == p.zone)
+        plain = [t for t in treatments if t.eligibility is None and t.score_expression is None]
+        fixed = None
+        if not offer.targeted and not offer.multipliers and static is not None and static > 0:
+            fixed = static * self.c.settings.default_score
         return Candidate(
             offer=offer,
             static_weight=static,
             weights=weights,
-            treatments=tuple(t for t in offer.treatments if t.zone is None or t.zone == p.zone),
+            treatments=treatments,
+            conditional_treatments=tuple(t for t in treatments if t not in plain),
             policies=self.policies_for(offer, p, policies),
             content=compile_content(content, p.render == "html"),
-            tiebreak=(-offer.value, offer.code),
+            fixed_score=fixed,
+            group_scored=(
+                offer.targeted
+                and static is not None
+                and not offer.multipliers
+                and len(plain) == len(treatments)
+                and bool(plain)
+            ),
+            order=0,  # set once all candidates of the placement are known
+            treatment_group=self._treatment_group(plain),
         )
+
+    def _treatment_group(self, plain: list[CompiledTreatment]) -> int:
+        if not plain:
+            return -1
+        key = tuple((t.segment, t.score) for t in sorted(plain, key=lambda t: -t.score))
+        return self.treatment_groups.setdefault(key, len(self.treatment_groups))
 
 
 class DecisionPlan:
@@ -400,18 +438,20 @@ class DecisionPlan:
         placements: Mapping[str, CompiledPlacement],
         audiences: Mapping[str, AudienceInfo],
         default_audience: str,
-        context_schema: Mapping[str, Type],
+        coerce_context: Coercer,
         categories: frozenset[str],
         default_score: float,
+        treatment_groups: tuple[tuple[tuple[str, float], ...], ...],
     ) -> None:
         self.catalog = catalog
         self.built_at = built_at
         self.placements = placements
         self.audiences = audiences
         self.default_audience = default_audience
-        self.context_schema = context_schema
+        self.coerce_context = coerce_context
         self.categories = categories
         self.default_score = default_score
+        self.treatment_groups = treatment_groups  # by Candidate.treatment_group
         self._tracking_prefix = secrets.token_hex(6)
         self._tracking_counter = itertools.count(1)
 

@@ -1,4 +1,10 @@
-"""Render an offer's content for a placement (see overture.catalog.templates)."""
+"""Render an offer's content for a placement (see overture.catalog.templates).
+
+Templates are compiled once, at plan build. At decision time the engine prepares one
+variables mapping per request (with the environment's globals, so Jinja need not copy
+them) and renders each template's compiled function over it: a third of the cost of
+`Template.render`, which builds a fresh context per call.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +19,26 @@ Renderer = Template | str
 
 
 def compile_content(content: Mapping[str, str], html: bool) -> tuple[tuple[str, Renderer], ...]:
-    """Each field as static text or a compiled template (compiled once, at plan build)."""
+    """Each field as static text or a compiled template."""
     env = environment(html)
     return tuple((k, env.from_string(v) if is_template(v) else v) for k, v in content.items())
 
 
-def render(
-    fields: tuple[tuple[str, Renderer], ...], variables: Mapping[str, Any]
-) -> dict[str, str]:
-    """The rendered content; raises what the template raises (the engine counts it)."""
-    return {k: v if isinstance(v, str) else v.render(variables) for k, v in fields}
+def base_variables() -> dict[str, Any]:
+    """A fresh variables mapping holding the template globals (range, dict, …)."""
+    return dict(environment(False).globals)
+
+
+def render(fields: tuple[tuple[str, Renderer], ...], variables: dict[str, Any]) -> dict[str, str]:
+    """The rendered content; raises what the template raises (the engine counts it).
+
+    `variables` must come from base_variables(): it is used as the context's parent as is.
+    """
+    out = {}
+    for name, value in fields:
+        if isinstance(value, str):
+            out[name] = value
+        else:
+            context = value.new_context(variables, shared=True)
+            out[name] = "".join(value.root_render_func(context))
+    return out
