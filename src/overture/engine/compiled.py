@@ -91,6 +91,7 @@ class Candidate:
     # Those with a condition or a score expression; the plain ones are in treatment_group.
     conditional_treatments: tuple[CompiledTreatment, ...]
     policies: tuple[tuple[CompiledPolicy, str], ...]  # with the capping key on this placement
+    budgets: tuple[tuple[str, str], ...]  # (policy, key) of its capping and inventory policies
     content: tuple[tuple[str, Renderer], ...]
     fixed_score: float | None  # when nothing about the request can change the score
     # When the score is the static weight × the treatment group's score (targeted by plain
@@ -100,6 +101,23 @@ class Candidate:
     # Candidates whose plain treatment rules are the same share a group, so that a request
     # computes each group's treatment score once (-1: no plain treatment rules).
     treatment_group: int = -1
+
+
+ScoringRow = tuple["Candidate", dt.datetime | None, dt.datetime | None, int, float, int]
+"""What the ranking loop reads of a candidate, unpacked in one step: (candidate, start,
+end, kind, weight, order). kind >= 0 is a treatment group (score = weight × the group's
+score), -1 means score it in full, -2 means weight is the fixed score."""
+FULL, FIXED = -1, -2
+
+
+def scoring_row(cand: Candidate) -> ScoringRow:
+    start, end = cand.offer.window
+    if cand.fixed_score is not None:
+        return (cand, start, end, FIXED, cand.fixed_score, cand.order)
+    if cand.group_scored:
+        assert cand.static_weight is not None
+        return (cand, start, end, cand.treatment_group, cand.static_weight, cand.order)
+    return (cand, start, end, FULL, 0.0, cand.order)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +131,8 @@ class CompiledPlacement:
     # The same candidates split for ranking: those with a fixed score, already sorted as
     # (-score, order, candidate), and those scored per request.
     fixed: Mapping[str, tuple[tuple[float, int, Candidate], ...]]
-    dynamic: Mapping[str, tuple[Candidate, ...]]
+    dynamic: Mapping[str, tuple[ScoringRow, ...]]
+    every: Mapping[str, tuple[ScoringRow, ...]]  # all candidates as rows (with a learner)
     fallbacks: Mapping[str, tuple[Candidate, ...]]  # by audience, in fill order
     default_content: tuple[tuple[str, Renderer], ...]
     variables: Mapping[str, Any]  # `placement` as templates see it

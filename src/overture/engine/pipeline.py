@@ -29,9 +29,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from overture.engine.compiled import Candidate, CompiledPlacement, CompiledRule
+from overture.engine.compiled import (
+    FIXED,
+    Candidate,
+    CompiledPlacement,
+    CompiledRule,
+    ScoringRow,
+)
 from overture.engine.history import History
 from overture.engine.render import base_variables, render
 from overture.engine.request import (
@@ -219,10 +225,8 @@ def _decide_placement(
             )
             continue
         step: Step = "policies"
-        if traces is None:  # with explain, eligibility was evaluated while ranking
-            why = _ineligible(st, cand)
-            if why is not None:
-                continue
+        if traces is None and _ineligible(st, cand) is not None:
+            continue  # (with explain, eligibility was evaluated and told while ranking)
         why = _blocked(st, cand)
         if why is not None:
             _trace(traces, code, step, why, score)
@@ -258,7 +262,7 @@ def _rank(st: _State, pl: CompiledPlacement) -> Iterable[Ranked]:
     others are scored here, and the two orders are merged as the caller walks them, so a
     decision that fills its slots early never looks at most of the fixed ones."""
     if st.learner is not None:  # a learner may change any score
-        return _score_all(st, pl, pl.candidates.get(st.audience, ()))
+        return _score_all(st, pl, pl.every.get(st.audience, ()))
     dynamic = _score_all(st, pl, pl.dynamic.get(st.audience, ()))
     fixed = pl.fixed.get(st.audience, ())
     if not fixed:
@@ -266,38 +270,39 @@ def _rank(st: _State, pl: CompiledPlacement) -> Iterable[Ranked]:
     return _merge(st, fixed, dynamic)
 
 
-def _score_all(st: _State, pl: CompiledPlacement, candidates: Iterable[Candidate]) -> list[Ranked]:
-    """This loop runs for many candidates of every decision: it avoids calls where it can."""
+def _score_all(st: _State, pl: CompiledPlacement, rows: Iterable[ScoringRow]) -> list[Ranked]:
+    """Score candidates, best first. This loop runs for many candidates of every decision,
+    so it reads precomputed rows and inlines the common cases."""
     ranked: list[Ranked] = []
     now = st.now
     categories, themes = st.request.categories, st.request.themes
     restricted = bool(categories or themes)
     learner = st.learner
     group_scores = st.treatment_scores
-    for cand in candidates:
-        start, end = cand.offer.window
+    for cand, start, end, kind, weight, order in rows:
         if (start is not None and now < start) or (end is not None and now >= end):
             continue
         if restricted and _outside(cand, categories, themes) is not None:
             continue
-        score = cand.fixed_score
-        if score is None:
-            if cand.group_scored:  # static weight × the group's treatment score
-                group = group_scores[cand.treatment_group]
-                if group is _UNSET:
-                    group = _group_score(st, cand.treatment_group)
-                if group is None:
-                    continue
-                score = cand.static_weight * group  # type: ignore[operator]
-            else:
-                score = _score(st, cand)
-                if score is None:
-                    continue
+        if kind >= 0:  # weight × the treatment group's score
+            group = group_scores[kind]
+            if group is _UNSET:
+                group = _group_score(st, kind)
+            if group is None:
+                continue
+            score = weight * cast(float, group)
+        elif kind == FIXED:
+            score = weight
+        else:
+            full = _score(st, cand)
+            if full is None:
+                continue
+            score = full
         if learner is not None:
             score *= learner.factor(cand.offer.code, pl.name, st.profile, st.context)
             if score <= 0:
                 continue
-        ranked.append((-score, cand.order, cand))
+        ranked.append((-score, order, cand))
     ranked.sort()
     return ranked
 
@@ -331,9 +336,9 @@ def _rank_explained(st: _State, pl: CompiledPlacement, traces: list[Trace]) -> l
         if why is not None:
             _trace(traces, code, "candidates", why)
             continue
-        why = _ineligible(st, cand)
-        if why is not None:
-            _trace(traces, code, "eligibility", why)
+        failed = _ineligible(st, cand)
+        if failed is not None:
+            _trace(traces, code, "eligibility", _not_true(failed))
             continue
         score = cand.fixed_score if cand.fixed_score is not None else _score(st, cand)
         if score is not None and st.learner is not None:
@@ -362,8 +367,9 @@ def _outside(cand: Candidate, categories: frozenset[str], themes: frozenset[str]
     return None
 
 
-def _ineligible(st: _State, cand: Candidate) -> str | None:
-    """Why the category chain or the offer's rule rejects the offer, or None."""
+def _ineligible(st: _State, cand: Candidate) -> tuple[str, CompiledRule] | None:
+    """The rule that rejects the offer: (category name, or "" for the offer's own rule;
+    the rule), or None. Not a sentence: most rejections are never told (see _not_true)."""
     offer = cand.offer
     ns = offer.namespace
     for name, rule in offer.category_rules:
@@ -376,7 +382,7 @@ def _ineligible(st: _State, cand: Candidate) -> str | None:
                 st.categories[name] = known
             ok = known
         if not ok:
-            return f"category {name!r} rule is not true: {rule.source}"
+            return name, rule
     own = offer.eligibility
     if own is None:
         return None
@@ -385,7 +391,13 @@ def _ineligible(st: _State, cand: Candidate) -> str | None:
     except Exception as exc:  # a rule error must never fail a decision
         st.errors.append(RuleFailure(offer.code, "eligibility", f"{type(exc).__name__}: {exc}"))
         ok = False
-    return None if ok else f"eligibility rule is not true: {own.source}"
+    return None if ok else ("", own)
+
+
+def _not_true(failed: tuple[str, CompiledRule]) -> str:
+    category, rule = failed
+    where = f"category {category!r} rule" if category else "eligibility rule"
+    return f"{where} is not true: {rule.source}"
 
 
 def _score(st: _State, cand: Candidate) -> float | None:
@@ -435,7 +447,7 @@ def _treatment_score(st: _State, cand: Candidate) -> float | None:
     best: float | None = None
     if group >= 0:
         known = st.treatment_scores[group]
-        best = _group_score(st, group) if known is _UNSET else known  # type: ignore[assignment]
+        best = _group_score(st, group) if known is _UNSET else cast(float | None, known)
     ns = cand.offer.namespace
     for t in cand.conditional_treatments:
         if not segments[t.segment]:
@@ -570,9 +582,9 @@ def _propose(
         )
     )
     st.chosen.add(offer.code)
-    for policy, key in cand.policies:
-        if policy.kind in ("capping", "inventory"):
-            st.used[policy.name, key] = st.used.get((policy.name, key), 0) + 1
+    used = st.used
+    for budget in cand.budgets:
+        used[budget] = used.get(budget, 0) + 1
     _trace(
         traces,
         offer.code,
@@ -599,12 +611,10 @@ def _fill(
         code = cand.offer.code
         if code in st.chosen:
             continue
-        why = (
-            _inactive(cand, st.now)
-            or _outside(cand, categories, themes)
-            or _ineligible(st, cand)
-            or _blocked(st, cand)
-        )
+        why = _inactive(cand, st.now) or _outside(cand, categories, themes)
+        if why is None:
+            failed = _ineligible(st, cand)
+            why = _not_true(failed) if failed is not None else _blocked(st, cand)
         if why is not None:
             _trace(traces, code, "fallback", f"not used as a fallback: {why}")
             continue

@@ -43,6 +43,7 @@ from overture.engine.compiled import (
     CompiledTreatment,
     CompiledWeight,
     Window,
+    scoring_row,
 )
 from overture.engine.history import NO_HISTORY, History
 from overture.engine.pipeline import Learner, decide
@@ -359,7 +360,13 @@ class _Builder:
                 }
             ),
             dynamic=MappingProxyType(
-                {a: tuple(c for c in cs if c.fixed_score is None) for a, cs in candidates.items()}
+                {
+                    a: tuple(scoring_row(c) for c in cs if c.fixed_score is None)
+                    for a, cs in candidates.items()
+                }
+            ),
+            every=MappingProxyType(
+                {a: tuple(scoring_row(c) for c in cs) for a, cs in candidates.items()}
             ),
             fallbacks=MappingProxyType({a: tuple(c) for a, c in fallbacks.items()}),
             default_content=compile_content(p.default_content, p.render == "html"),
@@ -396,6 +403,7 @@ class _Builder:
         if p.fields:
             content = {k: v for k, v in content.items() if k in p.fields}
         treatments = tuple(t for t in offer.treatments if t.zone is None or t.zone == p.zone)
+        applicable = self.policies_for(offer, p, policies)
         plain = [t for t in treatments if t.eligibility is None and t.score_expression is None]
         fixed = None
         if not offer.targeted and not offer.multipliers and static is not None and static > 0:
@@ -406,7 +414,10 @@ class _Builder:
             weights=weights,
             treatments=treatments,
             conditional_treatments=tuple(t for t in treatments if t not in plain),
-            policies=self.policies_for(offer, p, policies),
+            policies=applicable,
+            budgets=tuple(
+                (pol.name, key) for pol, key in applicable if pol.kind in ("capping", "inventory")
+            ),
             content=compile_content(content, p.render == "html"),
             fixed_score=fixed,
             group_scored=(

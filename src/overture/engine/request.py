@@ -111,8 +111,7 @@ class RuleFailure:
     message: str
 
 
-@dataclass(frozen=True)
-class PlacementDecision:
+class PlacementDecision(NamedTuple):
     placement: str
     channel: str
     propositions: tuple[Proposition, ...]
@@ -120,8 +119,10 @@ class PlacementDecision:
     explain: tuple[Trace, ...] | None = None
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
+    """The answer to a DecisionRequest. (The answer types are NamedTuples: immutable, and
+    cheap to build once per decision.)"""
+
     audience: str
     profile_id: str | None
     now: dt.datetime

@@ -1,0 +1,12 @@
+"""The benchmarks run (tiny sizes; no timing is asserted: figures are for `make bench`)."""
+
+from __future__ import annotations
+
+from benchmarks import engine
+
+
+def test_engine_benchmark_runs_and_reports_both_engines() -> None:
+    result = engine.main(seconds=0.2, offers=120, placements=6, pin=False)
+    assert result["compiled"]["decisions"] > 0 and result["interpreted"]["decisions"] > 0
+    assert 15 <= result["candidates_per_placement"] <= 25
+    assert result["policies"] == 10
