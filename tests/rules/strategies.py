@@ -189,7 +189,6 @@ def _float_composites(sub: dict[Type, Any]) -> list[st.SearchStrategy[str]]:
         _fmt("({} - {})", num, f()),
         _fmt("({} * {})", f(), f()),
         _fmt("({} / {})", num, num),
-        _fmt("({} % {})", f(), num),
         _fmt("(-{})", f()),
         _fmt("abs({})", f()),
         _fmt("round({})", f()),

@@ -1,12 +1,16 @@
-"""Python closure, reference interpreter and DuckDB SQL agree on every input, nulls included."""
+"""Python closure, reference interpreter and SQL agree on every input, nulls included.
+
+DuckDB always; PostgreSQL too when OVERTURE_TEST_POSTGRES_URL is set (CI sets it).
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import duckdb
+import psycopg
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
@@ -14,27 +18,23 @@ from hypothesis import strategies as st
 from sqlglot import exp
 
 from overture.rules import Env, Instant, Type, check, compile_value, evaluate, parse, to_sql
+from tests.integration import postgres_url
 from tests.rules.strategies import NOW, SCHEMA, expression, rows
 
-_COLUMNS = pa.schema(
-    [
-        ("rid", pa.int32()),
-        ("i1", pa.int64()),
-        ("i2", pa.int64()),
-        ("f1", pa.float64()),
-        ("f2", pa.float64()),
-        ("s1", pa.string()),
-        ("s2", pa.string()),
-        ("b1", pa.bool_()),
-        ("d1", pa.date32()),
-        ("d2", pa.date32()),
-        ("t1", pa.timestamp("us")),
-        ("l1", pa.list_(pa.string())),
-        ("ctx_i", pa.int64()),
-        ("ctx_s", pa.string()),
-        ("seg_a", pa.bool_()),
-    ]
+_TYPES = [Type.BOOL, Type.INT, Type.FLOAT, Type.STRING, Type.DATE, Type.DATETIME]
+_COLUMNS = pa.schema([
+    ("rid", pa.int32()), ("i1", pa.int64()), ("i2", pa.int64()), ("f1", pa.float64()),
+    ("f2", pa.float64()), ("s1", pa.string()), ("s2", pa.string()), ("b1", pa.bool_()),
+    ("d1", pa.date32()), ("d2", pa.date32()), ("t1", pa.timestamp("us")),
+    ("l1", pa.list_(pa.string())), ("ctx_i", pa.int64()), ("ctx_s", pa.string()),
+    ("seg_a", pa.bool_()),
+])  # fmt: skip
+_PG_COLUMNS = (
+    "rid integer, i1 bigint, i2 bigint, f1 double precision, f2 double precision, s1 text, "
+    "s2 text, b1 boolean, d1 date, d2 date, t1 timestamp, l1 text[], ctx_i bigint, ctx_s text, "
+    "seg_a boolean"
 )
+Runner = Callable[[str, list[dict[str, Any]]], list[Any]]
 
 
 def _names(namespace: str, field: str) -> exp.Expr:
@@ -43,10 +43,37 @@ def _names(namespace: str, field: str) -> exp.Expr:
 
 
 @pytest.fixture(scope="module")
-def db() -> Iterator[duckdb.DuckDBPyConnection]:
+def duck() -> Iterator[Runner]:
     con = duckdb.connect()
-    yield con
+
+    def run(sql: str, data: list[dict[str, Any]]) -> list[Any]:
+        table = pa.Table.from_pylist([{"rid": i, **row} for i, row in enumerate(data)], _COLUMNS)
+        con.register("t", table)
+        return [r[0] for r in con.execute(f"SELECT {sql} FROM t ORDER BY rid").fetchall()]
+
+    yield run
     con.close()
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[Runner]:
+    with psycopg.connect(postgres_url()) as conn:
+
+        def run(sql: str, data: list[dict[str, Any]]) -> list[Any]:
+            names = _COLUMNS.names
+            try:
+                with conn.cursor() as cur:
+                    cur.execute(f"CREATE TEMP TABLE t ({_PG_COLUMNS})")
+                    cur.executemany(
+                        f"INSERT INTO t VALUES ({', '.join(['%s'] * len(names))})",
+                        [[i, *(row[c] for c in names[1:])] for i, row in enumerate(data)],
+                    )
+                    cur.execute(f"SELECT {sql} FROM t ORDER BY rid")  # type: ignore[arg-type]
+                    return [r[0] for r in cur.fetchall()]
+            finally:
+                conn.rollback()  # drops the temporary table
+
+        yield run
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -59,27 +86,14 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def _run_sql(db: duckdb.DuckDBPyConnection, sql: str, data: list[dict[str, Any]]) -> list[Any]:
-    table = pa.Table.from_pylist([{"rid": i, **row} for i, row in enumerate(data)], _COLUMNS)
-    db.register("t", table)
-    return [r[0] for r in db.execute(f"SELECT {sql} FROM t ORDER BY rid").fetchall()]
-
-
-@pytest.mark.parametrize(
-    "result_type", [Type.BOOL, Type.INT, Type.FLOAT, Type.STRING, Type.DATE, Type.DATETIME]
-)
-@settings(max_examples=max(250, settings().max_examples))
-@given(data=st.data())
-def test_python_and_duckdb_agree(
-    db: duckdb.DuckDBPyConnection, result_type: Type, data: st.DataObject
-) -> None:
+def _agree(data: st.DataObject, result_type: Type, dialect: str, run: Runner) -> None:
     source = data.draw(expression(result_type), label="rule")
     table = data.draw(st.lists(rows(), min_size=1, max_size=6), label="rows")
     tree = check(parse(source), SCHEMA, (result_type, Type.NULL))
     closure = compile_value(tree)
     instant = Instant.at(NOW)
-    sql = to_sql(tree, "duckdb", names=_names, now=NOW)
-    from_sql = _run_sql(db, sql, table)
+    sql = to_sql(tree, dialect, names=_names, now=NOW)
+    from_sql = run(sql, table)
     for row, sql_value in zip(table, from_sql, strict=True):
         profile = {k: v for k, v in row.items() if not k.startswith(("ctx_", "seg_"))}
         context, segments = {"i": row["ctx_i"], "s": row["ctx_s"]}, {"a": row["seg_a"]}
@@ -87,5 +101,22 @@ def test_python_and_duckdb_agree(
         ref_value = evaluate(tree, Env(instant, profile, context, segments))
         assert _same(py_value, ref_value), f"closure {py_value!r} != interpreter {ref_value!r}"
         assert _same(py_value, sql_value), (
-            f"{source}\nSQL: {sql}\nrow: {row}\npython {py_value!r} != duckdb {sql_value!r}"
+            f"{source}\nSQL: {sql}\nrow: {row}\npython {py_value!r} != {dialect} {sql_value!r}"
         )
+
+
+@pytest.mark.parametrize("result_type", _TYPES)
+@settings(max_examples=max(250, settings().max_examples))
+@given(data=st.data())
+def test_python_and_duckdb_agree(duck: Runner, result_type: Type, data: st.DataObject) -> None:
+    _agree(data, result_type, "duckdb", duck)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("result_type", _TYPES)
+@settings(max_examples=max(80, settings().max_examples // 4))
+@given(data=st.data())
+def test_python_and_postgresql_agree(
+    postgres: Runner, result_type: Type, data: st.DataObject
+) -> None:
+    _agree(data, result_type, "postgres", postgres)

@@ -51,9 +51,10 @@ SNAPSHOTS = {
         "duckdb",
         "income / age > 1.5",
     ): """(CAST("income" AS DOUBLE) / NULLIF(CAST("age" AS DOUBLE), 0)) > CAST(1.5 AS DOUBLE)""",
-    ("postgres", "round(income) % 2.0 == 1"): (
-        """CAST(MOD(CAST(CAST(ROUND(CAST("income" AS DECIMAL)) AS DOUBLE PRECISION) AS DECIMAL), """
-        """NULLIF(CAST(CAST(2.0 AS DOUBLE PRECISION) AS DECIMAL), 0)) AS DOUBLE PRECISION) = 1"""
+    ("postgres", "round(income) > 2.5 and lower(min(country, 'ZZ')) < 'm'"): (
+        """(CAST(ROUND(CAST("income" AS DECIMAL)) AS DOUBLE PRECISION) > CAST(2.5 AS DOUBLE """
+        """PRECISION)) AND (LOWER(CASE WHEN "country" IS NULL THEN NULL ELSE LEAST("country" """
+        """COLLATE "C", 'ZZ' COLLATE "C") COLLATE "default" END) COLLATE "C" < 'm' COLLATE "C")"""
     ),
     (
         "spark",

@@ -199,6 +199,13 @@ class _Checker:
         if node.op == "/":
             return replace(out, type=Type.FLOAT, nullable=True)
         if node.op == "%":
+            if numeric != Type.INT:
+                self.error(
+                    node,
+                    f"'%' takes whole numbers, not {a} and {b}",
+                    "round(x) or floor(x) first; engines disagree on float remainders",
+                )
+                return out
             return replace(out, type=numeric, nullable=True)
         return replace(out, type=numeric, nullable=nullable)
 

@@ -130,12 +130,10 @@ def round_half_away(x: float) -> float:
     return math.copysign(r, x)
 
 
-def sql_mod(a: float, b: float) -> float:
+def sql_mod(a: int, b: int) -> int:
     """Remainder with the sign of the dividend, as SQL's % (Python's % floors instead)."""
-    if isinstance(a, int) and isinstance(b, int):
-        r = abs(a) % abs(b)
-        return -r if a < 0 else r
-    return math.fmod(a, b)
+    r = abs(a) % abs(b)
+    return -r if a < 0 else r
 
 
 def _as_date(x: dt.date) -> dt.date:
@@ -334,12 +332,28 @@ def _bind_extreme(name: str) -> Callable[[Sequence[n.Node]], Bound]:
     return bind
 
 
+def binary_collation(e: exp.Expr, ctx: SqlContext) -> exp.Expr:
+    """Strings order by code point in the language (as in Python, DuckDB and Spark); in
+    PostgreSQL that takes the "C" collation, whatever the database's own collation is."""
+    if ctx.dialect != "postgres":
+        return e
+    return exp.Collate(this=e, expression=exp.Identifier(this="C", quoted=True))
+
+
 def _sql_extreme(name: str) -> SqlImpl:
     def sql(a: list[exp.Expr], t: list[Type], ctx: SqlContext) -> exp.Expr:
+        args = [x.copy() for x in a]
+        strings = bool(t) and all(x in (Type.STRING, Type.NULL) for x in t)
+        if strings:  # every operand: two different explicit collations would clash
+            args = [binary_collation(x, ctx) for x in args]
         # Anonymous: sqlglot's own Greatest adds a dialect-specific null rule on top of ours
-        call = exp.Anonymous(
-            this="GREATEST" if name == "max" else "LEAST", expressions=[x.copy() for x in a]
+        call: exp.Expr = exp.Anonymous(
+            this="GREATEST" if name == "max" else "LEAST", expressions=args
         )
+        if strings and ctx.dialect == "postgres":
+            # a collation travels with the value: give the result back the default one, or
+            # lower()/upper() on it would map only ASCII letters
+            call = exp.Collate(this=call, expression=exp.Identifier(this="default", quoted=True))
         return null_if_any_null(a, call)
 
     return sql

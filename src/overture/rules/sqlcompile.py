@@ -19,7 +19,7 @@ from collections.abc import Callable
 from sqlglot import exp
 
 from overture.rules import nodes as n
-from overture.rules.functions import FUNCTIONS, SqlContext, null_if_any_null
+from overture.rules.functions import FUNCTIONS, SqlContext, binary_collation, null_if_any_null
 from overture.rules.types import Type
 
 DIALECTS = ("duckdb", "postgres", "spark")
@@ -122,7 +122,11 @@ class _Sql:
             case n.Binary(op=op, left=a, right=b):
                 return self.binary(op, _(a), _(b), node.type)
             case n.Compare(op=op, left=a, right=b):
-                return _COMPARE[op](this=self.sql(_(a)), expression=self.sql(_(b)))
+                left, right = self.sql(_(a)), self.sql(_(b))
+                if op not in ("==", "!=") and _(a).type == Type.STRING:
+                    left = binary_collation(left, self.ctx)
+                    right = binary_collation(right, self.ctx)
+                return _COMPARE[op](this=left, expression=right)
             case n.BoolOp(op="and", operands=ops):
                 return exp.and_(*(self.sql(o) for o in ops))
             case n.BoolOp(operands=ops):
@@ -184,15 +188,6 @@ class _Sql:
                 this=exp.cast(x, "DOUBLE"),
                 expression=exp.Nullif(this=exp.cast(y, "DOUBLE"), expression=zero),
             )
-        if t == Type.FLOAT and self.ctx.dialect == "postgres":  # no % on double precision there
-            mod = exp.Anonymous(
-                this="MOD",
-                expressions=[
-                    exp.cast(x, "DECIMAL"),
-                    exp.Nullif(this=exp.cast(y, "DECIMAL"), expression=zero),
-                ],
-            )
-            return exp.cast(mod, "DOUBLE")
         return exp.Mod(this=x, expression=exp.Nullif(this=y, expression=zero))
 
     def membership(self, needle: n.Node, haystack: n.Node) -> exp.Expr:
