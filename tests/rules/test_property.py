@@ -68,7 +68,7 @@ def postgres() -> Iterator[Runner]:
                         f"INSERT INTO t VALUES ({', '.join(['%s'] * len(names))})",
                         [[i, *(row[c] for c in names[1:])] for i, row in enumerate(data)],
                     )
-                    cur.execute(f"SELECT {sql} FROM t ORDER BY rid")  # type: ignore[arg-type]
+                    cur.execute(f"SELECT {sql} FROM t ORDER BY rid")
                     return [r[0] for r in cur.fetchall()]
             finally:
                 conn.rollback()  # drops the temporary table

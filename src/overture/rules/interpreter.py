@@ -111,7 +111,7 @@ def _binary(op: str, x: object, y: object, tx: Type | None, ty: Type | None) -> 
         return None
     if op == "/":
         return float(a) / float(b)
-    return sql_mod(a, b)
+    return sql_mod(int(a), int(b))  # the checker admits only whole numbers
 
 
 def _membership(needle: object, haystack: n.Node, env: Env) -> bool | None:
