@@ -190,6 +190,24 @@ class Weight(_Windowed):
 AttributeValue = str | bool | int | float | dt.datetime | dt.date | list[str]
 
 
+def _placements_shorthand(value: Any) -> Any:
+    """`placements: [a, b]` (the same content everywhere) means `{a: {}, b: {}}`; in the
+    mapping form, `a:` with nothing after it means no overrides."""
+    if isinstance(value, list):
+        if not all(isinstance(p, str) for p in value):
+            raise ValueError(
+                "placements is a list of placement names, or a mapping of "
+                "placement names to content overrides"
+            )
+        twice = sorted({p for p in value if value.count(p) > 1})
+        if twice:
+            raise ValueError(f"placement {twice[0]!r} is listed twice")
+        return {p: {} for p in value}
+    if isinstance(value, dict):
+        return {k: {} if v is None else v for k, v in value.items()}
+    return value
+
+
 class Offer(_Windowed):
     code: Code
     name: str = Field(min_length=1)
@@ -199,27 +217,23 @@ class Offer(_Windowed):
     weights: list[Weight] = Field(default_factory=list)
     value: float = 0.0
     themes: list[str] = Field(default_factory=list)
-    placements: dict[Name, dict[Identifier, str]] = Field(default_factory=dict)
+    placements: Annotated[
+        dict[Name, dict[Identifier, str]], BeforeValidator(_placements_shorthand)
+    ] = Field(default_factory=dict)
     content: dict[Identifier, str] = Field(default_factory=dict)
     attributes: dict[Identifier, AttributeValue] = Field(default_factory=dict)
     status: Literal["active", "inactive"] = "active"
 
     @model_validator(mode="before")
     @classmethod
-    def _shorthands(cls, data: Any) -> Any:
-        """`weight: 2` for a single unconditional weight; `placements: [a, b]` when the
-        content is the same everywhere (no per-placement overrides)."""
-        if not isinstance(data, dict):
+    def _weight_shorthand(cls, data: Any) -> Any:
+        """`weight: 2` for a single unconditional weight."""
+        if not isinstance(data, dict) or "weight" not in data:
             return data
         data = dict(data)
-        if "weight" in data:
-            if "weights" in data:
-                raise ValueError("give either weight or weights, not both")
-            data["weights"] = [{"value": data.pop("weight")}]
-        if isinstance(data.get("placements"), list):
-            data["placements"] = {p: {} for p in data["placements"]}
-        if isinstance(data.get("placements"), dict):
-            data["placements"] = {k: v or {} for k, v in data["placements"].items()}
+        if "weights" in data:
+            raise ValueError("give either weight or weights, not both")
+        data["weights"] = [{"value": data.pop("weight")}]
         return data
 
     def content_for(self, placement: str) -> dict[str, str]:

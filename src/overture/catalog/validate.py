@@ -122,7 +122,17 @@ def _structural(
     broken: dict[str, set[str]] = {}
     for section, model in [*SECTIONS.items(), ("policies", None)]:
         items = []
-        for i, raw in enumerate(data.get(section) or []):
+        raws = data.get(section) or []
+        if not isinstance(raws, list):
+            issues.append(
+                _located(
+                    source,
+                    (section,),
+                    f"{section} must be a list (items start with '- '), not {type(raws).__name__}",
+                )
+            )
+            raws = []
+        for i, raw in enumerate(raws):
             try:
                 item = _POLICY.validate_python(raw) if model is None else model.model_validate(raw)
             except ValidationError as exc:
