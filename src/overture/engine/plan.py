@@ -25,6 +25,7 @@ from overture.catalog.model import (
     InventoryPolicy,
     Offer,
     Placement,
+    Policy,
     SuppressionPolicy,
     TreatmentRule,
     parse_duration,
@@ -138,6 +139,9 @@ class _Builder:
         self.schemas: dict[str, Schema] = {}
         self.policy_categories = self._policy_categories()
         self.treatment_groups: dict[tuple[tuple[str, float], ...], int] = {}
+        # compiled once per audience (a rule's compiled code depends on the field types)
+        self.policies: dict[tuple[str, str], CompiledPolicy] = {}
+        self.treatments: dict[tuple[str, str], CompiledTreatment] = {}
 
     def schema(self, audience: str) -> Schema:
         if audience not in self.schemas:
@@ -145,12 +149,9 @@ class _Builder:
         return self.schemas[audience]
 
     def build(self) -> DecisionPlan:
-        policies = {p.name: self.policy(p) for p in self.c.policies}
         offers = [o for o in (self.offer(x) for x in self.c.offers if x.status == "active") if o]
         by_code = {o.code: o for o in offers}
-        placements = {
-            p.name: self.placement(p, offers, by_code, policies) for p in self.c.placements
-        }
+        placements = {p.name: self.placement(p, offers, by_code) for p in self.c.placements}
         audiences = {
             a.name: AudienceInfo(
                 a.name,
@@ -232,9 +233,11 @@ class _Builder:
         )
 
     def treatment(self, rule: TreatmentRule, audience: str) -> CompiledTreatment:
+        if (rule.name, audience) in self.treatments:
+            return self.treatments[rule.name, audience]
         schema = self.schema(audience)
         score_schema = self.scopes.rule_schema(audience, score=rule.score)
-        return CompiledTreatment(
+        compiled = self.treatments[rule.name, audience] = CompiledTreatment(
             name=rule.name,
             segment=rule.segment,
             zone=rule.zone,
@@ -244,6 +247,7 @@ class _Builder:
             if rule.score_expression
             else None,
         )
+        return compiled
 
     # -- policies ------------------------------------------------------------------
     def _policy_categories(self) -> dict[str, frozenset[str]]:
@@ -254,13 +258,16 @@ class _Builder:
                 out.setdefault(name, set()).add(cat.name)
         return {k: frozenset(v) for k, v in out.items()}
 
-    def policy(self, p: Any) -> CompiledPolicy:
+    def policy(self, p: Policy, audience: str) -> CompiledPolicy:
+        """The policy as it applies to offers of `audience` (cached)."""
+        if (p.name, audience) not in self.policies:
+            self.policies[p.name, audience] = self._policy(p, audience)
+        return self.policies[p.name, audience]
+
+    def _policy(self, p: Policy, audience: str) -> CompiledPolicy:
         if isinstance(p, FilterPolicy):
-            audiences = self.scopes.policy_audiences(p)
-            schema = self.schema(
-                next(iter(audiences)) if audiences else self.scopes.default_audience
-            )
-            return CompiledPolicy(p.name, "filter", rule=self.compiler.rule(p.rule, schema))
+            rule = self.compiler.rule(p.rule, self.schema(audience))
+            return CompiledPolicy(p.name, "filter", rule=rule)
         if isinstance(p, CappingPolicy):
             return CompiledPolicy(
                 p.name,
@@ -285,7 +292,7 @@ class _Builder:
         return CompiledPolicy(p.name, "inventory", limit=p.limit, per=p.per)
 
     def policies_for(
-        self, offer: CompiledOffer, placement: Placement, policies: dict[str, CompiledPolicy]
+        self, offer: CompiledOffer, placement: Placement
     ) -> tuple[tuple[CompiledPolicy, str], ...]:
         out = []
         for p in self.c.policies:
@@ -300,7 +307,7 @@ class _Builder:
                 and cats.isdisjoint(offer.categories)
             ):
                 continue
-            compiled = policies[p.name]
+            compiled = self.policy(p, offer.audience)
             key = offer.code
             if compiled.per == "category":
                 key = next((c for c in offer.categories if c in cats), offer.category)
@@ -317,7 +324,6 @@ class _Builder:
         p: Placement,
         offers: list[CompiledOffer],
         by_code: dict[str, CompiledOffer],
-        policies: dict[str, CompiledPolicy],
     ) -> CompiledPlacement:
         catalog_offers = {o.code: o for o in self.c.offers}
         candidates: dict[str, list[Candidate]] = {}
@@ -326,7 +332,7 @@ class _Builder:
             source = catalog_offers[offer.code]
             if p.name not in source.placements or self.scopes.missing_required(source, p):
                 continue  # not valid on this placement (validation warned about it)
-            made[offer.code] = self.candidate(offer, source, p, policies)
+            made[offer.code] = self.candidate(offer, source, p)
         # tie-break order: higher business value first, then code
         for order, code in enumerate(sorted(made, key=lambda c: (-made[c].offer.value, c))):
             made[code] = replace(made[code], order=order)
@@ -373,9 +379,7 @@ class _Builder:
             variables=MappingProxyType({"name": p.name, "channel": p.channel, "zone": p.zone}),
         )
 
-    def candidate(
-        self, offer: CompiledOffer, source: Offer, p: Placement, policies: dict[str, CompiledPolicy]
-    ) -> Candidate:
+    def candidate(self, offer: CompiledOffer, source: Offer, p: Placement) -> Candidate:
         schema = self.schema(offer.audience)
         weights = tuple(
             CompiledWeight(
@@ -403,7 +407,7 @@ class _Builder:
         if p.fields:
             content = {k: v for k, v in content.items() if k in p.fields}
         treatments = tuple(t for t in offer.treatments if t.zone is None or t.zone == p.zone)
-        applicable = self.policies_for(offer, p, policies)
+        applicable = self.policies_for(offer, p)
         plain = [t for t in treatments if t.eligibility is None and t.score_expression is None]
         fixed = None
         if not offer.targeted and not offer.multipliers and static is not None and static > 0:

@@ -7,7 +7,9 @@ non-ASCII names, names starting with an underscore) is rejected here with its po
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import bisect
+import re
+from typing import NamedTuple
 
 from overture.rules.errors import RuleError
 
@@ -100,8 +102,7 @@ _ALL_OPERATORS = sorted({*OPERATORS, *UNSUPPORTED_OPERATORS}, key=len, reverse=T
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"', "0": "\0"}
 
 
-@dataclass(frozen=True, slots=True)
-class Token:
+class Token(NamedTuple):
     kind: str  # "num", "str", "name", "kw", "op", "eof"
     text: str
     value: object
@@ -109,30 +110,48 @@ class Token:
     column: int
 
 
+_TOKENS = re.compile(
+    r"""
+    (?P<blank>[ \t\r\n]+|\#[^\n]*)
+  | (?P<num>\d|\.\d)
+  | (?P<word>[A-Za-z_])
+  | (?P<str>['"])
+  | (?P<op>==|!=|<=|>=|[<>+\-*/%()\[\],.])
+    """,
+    re.VERBOSE,
+)
+
+
 class _Cursor:
+    """Where the tokenizer is; lines and columns are computed only for tokens and errors."""
+
     def __init__(self, source: str) -> None:
         self.source = source
         self.pos = 0
-        self.line = 1
-        self.line_start = 0
+        self._line_starts = [0] + [i + 1 for i, ch in enumerate(source) if ch == "\n"]
+
+    def where(self, pos: int) -> tuple[int, int]:
+        line = bisect.bisect_right(self._line_starts, pos)
+        return line, pos - self._line_starts[line - 1] + 1
+
+    @property
+    def line(self) -> int:
+        return self.where(self.pos)[0]
 
     @property
     def column(self) -> int:
-        return self.pos - self.line_start + 1
+        return self.where(self.pos)[1]
 
     def peek(self, k: int = 0) -> str:
         i = self.pos + k
         return self.source[i] if i < len(self.source) else ""
 
     def advance(self, n: int = 1) -> None:
-        for _ in range(n):
-            if self.source[self.pos] == "\n":
-                self.line += 1
-                self.line_start = self.pos + 1
-            self.pos += 1
+        self.pos += n
 
     def error(self, message: str, hint: str | None = None) -> RuleError:
-        return RuleError.at(self.line, self.column, message, hint)
+        line, column = self.where(self.pos)
+        return RuleError.at(line, column, message, hint)
 
 
 def tokenize(source: str) -> list[Token]:
@@ -146,64 +165,56 @@ def tokenize(source: str) -> list[Token]:
         )
     cur = _Cursor(source)
     tokens: list[Token] = []
-    while True:
-        _skip_blank(cur)
-        if cur.pos >= len(source):
-            tokens.append(Token("eof", "", None, cur.line, cur.column))
-            return tokens
-        ch = cur.peek()
-        line, column = cur.line, cur.column
-        if ch.isascii() and (ch.isdigit() or (ch == "." and cur.peek(1).isdigit())):
+    end = len(source)
+    while cur.pos < end:
+        match = _TOKENS.match(source, cur.pos)
+        kind = match.lastgroup if match else None
+        if kind == "blank":
+            cur.pos = match.end()  # type: ignore[union-attr]
+        elif kind == "num":
             tokens.append(_number(cur))
-        elif ch in "'\"":
-            tokens.append(_string(cur))
-        elif ch.isascii() and (ch.isalpha() or ch == "_"):
+        elif kind == "word":
             tokens.append(_word(cur))
+        elif kind == "str":
+            tokens.append(_string(cur))
+        elif kind == "op" and not _rejected_here(source, cur.pos):
+            text = match.group()  # type: ignore[union-attr]
+            line, column = cur.where(cur.pos)
+            tokens.append(Token("op", text, text, line, column))
+            cur.pos = match.end()  # type: ignore[union-attr]
         else:
             for op in _ALL_OPERATORS:
-                if source.startswith(op, cur.pos):
-                    if op in UNSUPPORTED_OPERATORS:
-                        raise cur.error(f"unexpected {op!r}", UNSUPPORTED_OPERATORS[op])
-                    cur.advance(len(op))
-                    tokens.append(Token("op", op, op, line, column))
-                    break
-            else:
-                shown = ch if ch.isprintable() else f"\\u{ord(ch):04x}"
-                raise cur.error(f"unexpected character {shown!r}")
+                if source.startswith(op, cur.pos) and op in UNSUPPORTED_OPERATORS:
+                    raise cur.error(f"unexpected {op!r}", UNSUPPORTED_OPERATORS[op])
+            ch = source[cur.pos]
+            shown = ch if ch.isprintable() else f"\\u{ord(ch):04x}"
+            raise cur.error(f"unexpected character {shown!r}")
+    line, column = cur.where(end)
+    tokens.append(Token("eof", "", None, line, column))
+    return tokens
 
 
-def _skip_blank(cur: _Cursor) -> None:
-    while cur.pos < len(cur.source):
-        ch = cur.peek()
-        if ch == "#":
-            while cur.pos < len(cur.source) and cur.peek() != "\n":
-                cur.advance()
-        elif ch in " \t\r\n":
-            cur.advance()
-        else:
-            return
+def _rejected_here(source: str, pos: int) -> bool:
+    """Whether a longer rejected operator starts here ('**' before '*', '//' before '/')."""
+    return source.startswith(_REJECTED_PREFIXES, pos)
+
+
+_REJECTED_PREFIXES = tuple(
+    op for op in UNSUPPORTED_OPERATORS if any(op.startswith(v) and op != v for v in OPERATORS)
+)
+
+
+_NUMBER = re.compile(r"[0-9]*(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+_WORD = re.compile(r"[A-Za-z0-9_]+")
 
 
 def _number(cur: _Cursor) -> Token:
-    line, column, start = cur.line, cur.column, cur.pos
-    while cur.peek().isascii() and cur.peek().isdigit():
-        cur.advance()
-    is_float = False
-    if cur.peek() == "." and cur.peek(1).isascii() and cur.peek(1).isdigit():
-        is_float = True
-        cur.advance()
-        while cur.peek().isascii() and cur.peek().isdigit():
-            cur.advance()
-    if cur.peek() in ("e", "E"):
-        k = 1
-        if cur.peek(k) in ("+", "-"):
-            k += 1
-        if cur.peek(k).isascii() and cur.peek(k).isdigit():
-            is_float = True
-            cur.advance(k)
-            while cur.peek().isascii() and cur.peek().isdigit():
-                cur.advance()
-    text = cur.source[start : cur.pos]
+    (line, column), start = cur.where(cur.pos), cur.pos
+    match = _NUMBER.match(cur.source, start)
+    assert match is not None  # the pattern matches the empty string
+    cur.pos = match.end()
+    is_float = match.group(1) is not None or match.group(2) is not None
+    text = match.group()
     nxt = cur.peek()
     if nxt.isascii() and (nxt.isalpha() or nxt == "_"):
         raise cur.error(f"invalid number {text + nxt!r}", "numbers are written like 42, 3.5 or 1e6")
@@ -257,15 +268,16 @@ def _string(cur: _Cursor) -> Token:
 
 
 def _word(cur: _Cursor) -> Token:
-    line, column, start = cur.line, cur.column, cur.pos
-    while cur.peek().isascii() and (cur.peek().isalnum() or cur.peek() == "_"):
-        cur.advance()
-    word = cur.source[start : cur.pos]
+    (line, column), start = cur.where(cur.pos), cur.pos
+    match = _WORD.match(cur.source, start)
+    assert match is not None  # tokenize() saw a letter or '_' here
+    cur.pos = match.end()
+    word = match.group()
     if cur.peek() in ("'", '"'):
         raise RuleError.at(
             line, column, f"string prefix {word!r} is not supported", "write a plain string: 'text'"
         )
-    if not cur.peek().isascii():
+    if cur.peek() and not cur.peek().isascii():
         raise cur.error(f"unexpected character {cur.peek()!r} in a name", "names are ASCII")
     if word.startswith("_"):
         raise RuleError.at(
