@@ -172,7 +172,7 @@ def _print(r: dict[str, Any]) -> None:
     print("* baseline: the same rules evaluated by walking their syntax tree per request")
     print(
         f"machine speed: a fixed 2M-iteration Python loop took {r['calibration_ms']:.0f} ms "
-        "(about 135 ms when this machine is at its fastest)"
+        "before the rounds (to compare runs: this machine's speed drifts)"
     )
     c = r["compiled"]
     verdict = (
