@@ -168,30 +168,34 @@ def tokenize(source: str) -> list[Token]:
     end = len(source)
     while cur.pos < end:
         match = _TOKENS.match(source, cur.pos)
-        kind = match.lastgroup if match else None
+        if match is None or (match.lastgroup == "op" and _rejected_here(source, cur.pos)):
+            raise _unexpected(cur)
+        kind = match.lastgroup
         if kind == "blank":
-            cur.pos = match.end()  # type: ignore[union-attr]
+            cur.pos = match.end()
         elif kind == "num":
             tokens.append(_number(cur))
         elif kind == "word":
             tokens.append(_word(cur))
         elif kind == "str":
             tokens.append(_string(cur))
-        elif kind == "op" and not _rejected_here(source, cur.pos):
-            text = match.group()  # type: ignore[union-attr]
-            line, column = cur.where(cur.pos)
-            tokens.append(Token("op", text, text, line, column))
-            cur.pos = match.end()  # type: ignore[union-attr]
         else:
-            for op in _ALL_OPERATORS:
-                if source.startswith(op, cur.pos) and op in UNSUPPORTED_OPERATORS:
-                    raise cur.error(f"unexpected {op!r}", UNSUPPORTED_OPERATORS[op])
-            ch = source[cur.pos]
-            shown = ch if ch.isprintable() else f"\\u{ord(ch):04x}"
-            raise cur.error(f"unexpected character {shown!r}")
+            line, column = cur.where(cur.pos)
+            tokens.append(Token("op", match.group(), match.group(), line, column))
+            cur.pos = match.end()
     line, column = cur.where(end)
     tokens.append(Token("eof", "", None, line, column))
     return tokens
+
+
+def _unexpected(cur: _Cursor) -> RuleError:
+    """The error for what no token starts with: a rejected operator, or any character."""
+    for op in _ALL_OPERATORS:
+        if cur.source.startswith(op, cur.pos) and op in UNSUPPORTED_OPERATORS:
+            return cur.error(f"unexpected {op!r}", UNSUPPORTED_OPERATORS[op])
+    ch = cur.source[cur.pos]
+    shown = ch if ch.isprintable() else f"\\u{ord(ch):04x}"
+    return cur.error(f"unexpected character '{shown}'")
 
 
 def _rejected_here(source: str, pos: int) -> bool:
