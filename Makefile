@@ -1,7 +1,7 @@
 # The two commands of the quick start, and a few more for developers.
 #   make demo    set up .venv and run Overture on the demo catalog
 #   make test    lint, type-check and run the whole test suite (what CI runs)
-#   make bench   the engine benchmark (prints decisions/s and p50/p99 against a baseline)
+#   make bench   the rule and engine benchmarks (figures against a baseline measured in the same run)
 
 VENV ?= .venv
 PYTHON ?= python3
@@ -31,6 +31,7 @@ test: lint
 	$(BIN)/pytest
 
 bench: $(BIN)/overture
+	$(BIN)/python -m benchmarks.rules
 	$(BIN)/python -m benchmarks.engine
 
 clean:

@@ -10,3 +10,10 @@ def test_engine_benchmark_runs_and_reports_both_engines() -> None:
     assert result["compiled"]["decisions"] > 0 and result["interpreted"]["decisions"] > 0
     assert 15 <= result["candidates_per_placement"] <= 25
     assert result["policies"] == 10
+
+
+def test_rule_benchmark_runs() -> None:
+    from benchmarks import rules
+
+    result = rules.main(seconds=0.05)
+    assert result["compiled"] > 0 and result["interpreted"] > 0
