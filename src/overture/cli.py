@@ -89,7 +89,8 @@ def validate(
             f"[green]✓[/] catalog {c.name!r} is valid: {len(c.offers)} offers, "
             f"{len(c.placements)} placements, {len(c.categories)} categories, "
             f"{len(c.segments)} segments, {len(c.policies)} policies"
-            + (f" ({warnings} warning{'s' * (warnings != 1)})" if warnings else "")
+            + (f" ({warnings} warning{'s' * (warnings != 1)})" if warnings else ""),
+            soft_wrap=True,
         )
     else:
         out.print(
