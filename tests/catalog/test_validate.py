@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -263,3 +264,20 @@ def test_audiences_are_required_and_their_id_field_declared() -> None:
     ]
     report = validate_source(read_text("channels: [{name: web}]\n"))
     assert "a catalog needs at least one audience" in str(report.errors[0])
+
+
+def test_quoted_dates_stay_dates() -> None:
+    report = validate_source(
+        read_text(
+            BASE
+            + """
+offers:
+  - {code: A, name: a, category: child, placements: [hero], content: {title: x},
+     start: "2026-01-01", end: "2026-06-30", attributes: {launched: 2026-01-01}}
+"""
+        )
+    )
+    assert report.catalog is not None
+    (offer,) = report.catalog.offers
+    assert type(offer.end) is dt.date and type(offer.start) is dt.date  # the whole last day
+    assert type(offer.attributes["launched"]) is dt.date

@@ -78,13 +78,31 @@ def _duration(value: Any) -> str:
 Duration = Annotated[str, BeforeValidator(_duration)]
 
 
+def _moment(value: Any) -> Any:
+    """A date stays a date (a whole day) and a datetime an instant, also when written as
+    text: 'YYYY-MM-DD' is a date. (Left to itself, pydantic reads that text as a datetime at
+    midnight, which would cut the last day off an end date.)"""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            if len(text) == 10:
+                return dt.date.fromisoformat(text)
+            return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a date (YYYY-MM-DD) or a datetime "
+                "(YYYY-MM-DDTHH:MM:SS, UTC or with an offset)"
+            ) from None
+    return value
+
+
 def _naive_utc(value: dt.date) -> dt.date:
     if isinstance(value, dt.datetime) and value.tzinfo is not None:
         return value.astimezone(dt.UTC).replace(tzinfo=None)
     return value
 
 
-Moment = Annotated[dt.datetime | dt.date, AfterValidator(_naive_utc)]
+Moment = Annotated[dt.datetime | dt.date, BeforeValidator(_moment), AfterValidator(_naive_utc)]
 
 
 def window_start(value: dt.date | None) -> dt.datetime | None:
