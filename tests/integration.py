@@ -6,8 +6,12 @@ it is skipped, saying which variable to set.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
+from collections.abc import Iterator
 
+import psycopg
 import pytest
 
 
@@ -19,3 +23,18 @@ def postgres_url() -> str:
             "to run the PostgreSQL tests; .ci/run sets it"
         )
     return url
+
+
+@contextlib.contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A fresh schema in the test PostgreSQL database, dropped afterwards; yields a URL
+    whose connections use it (so tests never see each other's tables)."""
+    url = postgres_url()
+    schema = f"ovt_{secrets.token_hex(6)}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
