@@ -111,8 +111,10 @@ class ApiKey(Base):
 
 
 # -- the catalog -----------------------------------------------------------------------------
-class _CatalogObject:
-    """Columns shared by every named catalog object."""
+class CatalogObjectRow(Base):
+    """Columns shared by every named catalog object (one table per kind)."""
+
+    __abstract__ = True
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
@@ -130,35 +132,35 @@ class _CatalogObject:
         return {"version_id_col": cls.version}
 
 
-class AudienceRow(_CatalogObject, Base):
+class AudienceRow(CatalogObjectRow):
     __tablename__ = "audiences"
 
 
-class ChannelRow(_CatalogObject, Base):
+class ChannelRow(CatalogObjectRow):
     __tablename__ = "channels"
 
 
-class ZoneRow(_CatalogObject, Base):
+class ZoneRow(CatalogObjectRow):
     __tablename__ = "zones"
 
 
-class PlacementRow(_CatalogObject, Base):
+class PlacementRow(CatalogObjectRow):
     __tablename__ = "placements"
 
 
-class CategoryRow(_CatalogObject, Base):
+class CategoryRow(CatalogObjectRow):
     __tablename__ = "categories"
 
 
-class SegmentRow(_CatalogObject, Base):
+class SegmentRow(CatalogObjectRow):
     __tablename__ = "segments"
 
 
-class TreatmentRuleRow(_CatalogObject, Base):
+class TreatmentRuleRow(CatalogObjectRow):
     __tablename__ = "treatment_rules"
 
 
-class PolicyRow(_CatalogObject, Base):
+class PolicyRow(CatalogObjectRow):
     __tablename__ = "policies"
 
 
@@ -167,17 +169,16 @@ class CatalogSettingsRow(Base):
     (one row)."""
 
     __tablename__ = "catalog_settings"
-    __mapper_args__ = {"version_id_col": "version"}  # noqa: RUF012 - SQLAlchemy reads it
     id: Mapped[int] = mapped_column(primary_key=True)
     body: Mapped[str] = mapped_column(Text)
     version: Mapped[int] = mapped_column(Integer, default=1)
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - read by SQLAlchemy
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_by: Mapped[str] = mapped_column(String(64))
 
 
 class OfferRow(Base):
     __tablename__ = "offers"
-    __mapper_args__ = {"version_id_col": "version"}  # noqa: RUF012 - SQLAlchemy reads it
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(64), unique=True)
     position: Mapped[int] = mapped_column(Integer, default=0)
@@ -187,6 +188,7 @@ class OfferRow(Base):
     head_revision_id: Mapped[int | None] = mapped_column(Integer, default=None)
     approved_revision_id: Mapped[int | None] = mapped_column(Integer, default=None)
     version: Mapped[int] = mapped_column(Integer, default=1)
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - read by SQLAlchemy
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -261,7 +263,7 @@ class AuditEntry(Base):
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
 
-CATALOG_TABLES: dict[str, type[_CatalogObject]] = {
+CATALOG_TABLES: dict[str, type[CatalogObjectRow]] = {
     "audiences": AudienceRow,
     "channels": ChannelRow,
     "zones": ZoneRow,

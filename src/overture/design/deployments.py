@@ -1,0 +1,269 @@
+"""Deployments: numbered, immutable snapshots of the approved catalog, per environment.
+
+`plan` compares what would be deployed now with what the environment runs; `deploy`
+validates the approved catalog and stores it as the environment's next number; an
+environment may require that the same content ran on another one first (production
+requires staging), which only an administrator can override, and that is audited;
+`rollback` deploys an earlier number's snapshot again, as a new number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from overture.auth import Permission, allowed
+from overture.catalog.model import Catalog
+from overture.catalog.validate import validate_catalog
+from overture.design import audit, codec
+from overture.design.catalog import Actor, describe, load_draft
+from overture.design.errors import Conflict, Forbidden, Invalid, NotFound
+from overture.design.kinds import BY_SECTION
+from overture.store.models import Deployment, Environment, OfferRow
+
+
+def environment(session: Session, name: str) -> Environment:
+    env = session.scalar(select(Environment).where(Environment.name == name))
+    if env is None:
+        known = ", ".join(session.scalars(select(Environment.name)))
+        raise NotFound(f"no environment {name!r}; environments: {known}")
+    return env
+
+
+def current(session: Session, env: Environment) -> Deployment | None:
+    return session.scalar(
+        select(Deployment)
+        .where(Deployment.environment_id == env.id)
+        .order_by(Deployment.number.desc())
+        .limit(1)
+    )
+
+
+def snapshot_text(catalog: Catalog) -> str:
+    """The catalog as canonical YAML: the same content always gives the same text (and hash)."""
+    data = catalog.model_dump(mode="python", exclude_defaults=True)
+    return codec.yaml_canonical(data)
+
+
+def load_snapshot(text: str) -> Catalog:
+    return Catalog.model_validate(codec.load(text))
+
+
+def plan(session: Session, env_name: str) -> dict[str, Any]:
+    """What deploying now would change in the environment, and whether it can."""
+    env = environment(session, env_name)
+    draft = load_draft(session, approved=True)
+    catalog = draft.catalog()
+    report = validate_catalog(catalog)
+    deployed = current(session, env)
+    old = load_snapshot(deployed.snapshot) if deployed else Catalog()
+    changes = {
+        section: _diff(_objects(old, section), _objects(catalog, section)) for section in BY_SECTION
+    }
+    settings_changed = _settings(old) != _settings(catalog)
+    text = snapshot_text(catalog)
+    unapproved = [
+        r.code
+        for r in session.scalars(select(OfferRow).order_by(OfferRow.position))
+        if r.head is not None and r.head.status != "approved"
+    ]
+    return {
+        "environment": env.name,
+        "current": deployed.number if deployed else None,
+        "unchanged": not settings_changed and not any(any(c.values()) for c in changes.values()),
+        "changes": changes,
+        "settings_changed": settings_changed,
+        "content_hash": _hash(text),
+        "requires": env.requires,
+        "ran_on_required": _ran_on(session, env.requires, _hash(text)) if env.requires else None,
+        "not_yet_approved": unapproved,
+        "errors": describe(report.errors, catalog),
+    }
+
+
+def _objects(catalog: Catalog, section: str) -> dict[str, dict[str, Any]]:
+    kind = BY_SECTION[section]
+    return {getattr(o, kind.key): codec.plain(o) for o in getattr(catalog, section)}
+
+
+def _settings(catalog: Catalog) -> dict[str, Any]:
+    return catalog.model_dump(
+        include={"name", "description", "settings", "context", "offer_attributes"}
+    )
+
+
+def _diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, list[str]]:
+    return {
+        "added": [k for k in new if k not in old],
+        "changed": [k for k in new if k in old and new[k] != old[k]],
+        "removed": [k for k in old if k not in new],
+    }
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _ran_on(session: Session, env_name: str, content_hash: str) -> bool:
+    env = session.scalar(select(Environment).where(Environment.name == env_name))
+    if env is None:
+        return False
+    runs = session.scalar(
+        select(func.count())
+        .select_from(Deployment)
+        .where(Deployment.environment_id == env.id, Deployment.content_hash == content_hash)
+    )
+    return bool(runs)
+
+
+def deploy(
+    session: Session, actor: Actor, env_name: str, comment: str = "", force: bool = False
+) -> Deployment:
+    """Validate the approved catalog and store it as the environment's next deployment."""
+    env = environment(session, env_name)
+    catalog = load_draft(session, approved=True).catalog()
+    report = validate_catalog(catalog)
+    if not report.ok:
+        raise Invalid(
+            f"the approved catalog has {len(report.errors)} error(s): nothing was deployed",
+            errors=describe(report.errors, catalog),
+        )
+    text = snapshot_text(catalog)
+    content_hash = _hash(text)
+    forced = False
+    if env.requires and not _ran_on(session, env.requires, content_hash):
+        if not force:
+            raise Conflict(
+                f"this content has not run on {env.requires} yet: deploy it there "
+                f"first (an administrator may force it)",
+                requires=env.requires,
+            )
+        if not allowed(actor.roles, Permission.FORCE):
+            raise Forbidden(
+                f"only an administrator may deploy to {env.name} what has not run on {env.requires}"
+            )
+        forced = True
+    approved = {
+        r.code: r.approved.number
+        for r in session.scalars(select(OfferRow))
+        if r.approved is not None
+    }
+    offers = {o.code: approved[o.code] for o in catalog.offers}
+    deployment = _store(
+        session,
+        actor,
+        env,
+        text,
+        content_hash,
+        offers=offers,
+        comment=comment,
+        forced=forced,
+        rollback_of=None,
+    )
+    audit.record(
+        session,
+        actor.name,
+        "deploy.forced" if forced else "deploy",
+        "environments",
+        env.name,
+        after={
+            "number": deployment.number,
+            "content_hash": content_hash,
+            "comment": comment,
+            "offers": offers,
+        },
+    )
+    return deployment
+
+
+def rollback(
+    session: Session, actor: Actor, env_name: str, to: int, comment: str = ""
+) -> Deployment:
+    """Deploy deployment `to`'s snapshot again, as the next number (it ran here before, so
+    no other environment needs to have run it)."""
+    env = environment(session, env_name)
+    earlier = session.scalar(
+        select(Deployment).where(Deployment.environment_id == env.id, Deployment.number == to)
+    )
+    if earlier is None:
+        raise NotFound(f"{env.name} has no deployment {to}")
+    deployment = _store(
+        session,
+        actor,
+        env,
+        earlier.snapshot,
+        earlier.content_hash,
+        offers=dict(earlier.offers),
+        comment=comment or f"rollback to {to}",
+        forced=False,
+        rollback_of=to,
+    )
+    audit.record(
+        session,
+        actor.name,
+        "rollback",
+        "environments",
+        env.name,
+        after={"number": deployment.number, "rollback_of": to, "comment": comment},
+    )
+    return deployment
+
+
+def _store(
+    session: Session,
+    actor: Actor,
+    env: Environment,
+    text: str,
+    content_hash: str,
+    *,
+    offers: dict[str, int],
+    comment: str,
+    forced: bool,
+    rollback_of: int | None,
+) -> Deployment:
+    previous = current(session, env)
+    deployment = Deployment(
+        environment_id=env.id,
+        number=(previous.number if previous else 0) + 1,
+        snapshot=text,
+        content_hash=content_hash,
+        offers=offers,
+        comment=comment,
+        deployed_by=actor.name,
+        forced=forced,
+        rollback_of=rollback_of,
+    )
+    session.add(deployment)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        raise Conflict(
+            f"another deployment to {env.name} happened at the same time; look at "
+            "the history and try again"
+        ) from None
+    return deployment
+
+
+def history(
+    session: Session, env_name: str, limit: int = 50, offset: int = 0
+) -> tuple[list[Deployment], int]:
+    env = environment(session, env_name)
+    stmt = select(Deployment).where(Deployment.environment_id == env.id)
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = session.scalars(stmt.order_by(Deployment.number.desc()).limit(limit).offset(offset))
+    return list(rows), total
+
+
+def get_deployment(session: Session, env_name: str, number: int) -> Deployment:
+    env = environment(session, env_name)
+    deployment = session.scalar(
+        select(Deployment).where(Deployment.environment_id == env.id, Deployment.number == number)
+    )
+    if deployment is None:
+        raise NotFound(f"{env.name} has no deployment {number}")
+    return deployment
