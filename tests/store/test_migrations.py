@@ -19,9 +19,8 @@ def test_upgrade_creates_every_table_and_the_seeds(database: Database) -> None:
         tables = set(inspect(conn).get_table_names())
         assert set(Base.metadata.tables) <= tables
         roles = conn.execute(text("SELECT name FROM roles ORDER BY name")).scalars().all()
-        envs: dict[str, str | None] = dict(
-            conn.execute(text("SELECT name, requires FROM environments")).tuples().all()
-        )
+        rows = conn.execute(text("SELECT name, requires FROM environments")).all()
+    envs = {row[0]: row[1] for row in rows}
     assert roles == [
         "administrator",
         "approver",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import func, select
@@ -37,14 +37,17 @@ class Actor:
     roles: frozenset[str] = frozenset()
 
 
+SpecT = TypeVar("SpecT", bound=BaseModel)
+
+
 @dataclass(frozen=True)
-class Stored:
+class Stored(Generic[SpecT]):
     """An object as stored: its definition plus version and provenance."""
 
     kind: str
     key: str
     version: int
-    spec: BaseModel
+    spec: SpecT
     created_at: dt.datetime | None = None
     created_by: str | None = None
     updated_at: dt.datetime | None = None
@@ -168,7 +171,7 @@ def _row(session: Session, kind: Kind, key: str) -> Any:
     return row
 
 
-def _stored(kind: Kind, row: Any, warnings: list[dict[str, Any]] | None = None) -> Stored:
+def _stored(kind: Kind, row: Any, warnings: list[dict[str, Any]] | None = None) -> Stored[Any]:
     return Stored(
         kind.section,
         row.name,
@@ -205,7 +208,7 @@ def list_objects(
     filters: dict[str, str] | None = None,
     limit: int = 50,
     offset: int = 0,
-) -> tuple[list[Stored], int]:
+) -> tuple[list[Stored[Any]], int]:
     """Objects in catalog order; `q` matches keys (any case), `filters` top-level fields."""
     table = CATALOG_TABLES[kind.section]
     stmt = select(table).order_by(table.position, table.id)
@@ -226,11 +229,11 @@ def _matches(spec: BaseModel, filters: dict[str, str]) -> bool:
     return True
 
 
-def get_object(session: Session, kind: Kind, key: str) -> Stored:
+def get_object(session: Session, kind: Kind, key: str) -> Stored[Any]:
     return _stored(kind, _row(session, kind, key))
 
 
-def create_object(session: Session, actor: Actor, kind: Kind, spec: BaseModel) -> Stored:
+def create_object(session: Session, actor: Actor, kind: Kind, spec: BaseModel) -> Stored[Any]:
     key = kind.key_of(spec)
     table = CATALOG_TABLES[kind.section]
     existing = session.scalar(select(table).where(func.lower(table.name) == key.lower()))
@@ -259,7 +262,7 @@ def create_object(session: Session, actor: Actor, kind: Kind, spec: BaseModel) -
 
 def update_object(
     session: Session, actor: Actor, kind: Kind, key: str, spec: BaseModel, *, version: int | None
-) -> Stored:
+) -> Stored[Any]:
     row = _row(session, kind, key)
     expect_version(row.version, version, f"{kind.singular} {key!r}")
     if kind.key_of(spec) != key:
@@ -305,7 +308,7 @@ def flush_or_stale(session: Session, what: str) -> None:
 
 
 # -- settings ----------------------------------------------------------------------------------
-def get_settings(session: Session) -> Stored:
+def get_settings(session: Session) -> Stored[Any]:
     row = session.get(CatalogSettingsRow, 1)
     if row is None:
         return Stored("settings", "catalog", 0, CatalogSettings())
@@ -321,7 +324,7 @@ def get_settings(session: Session) -> Stored:
 
 def update_settings(
     session: Session, actor: Actor, spec: CatalogSettings, version: int | None
-) -> Stored:
+) -> Stored[Any]:
     row = session.get(CatalogSettingsRow, 1)
     expect_version(row.version if row else 0, version, "the catalog settings")
     data = codec.plain(spec)

@@ -42,7 +42,7 @@ def _row(session: Session, code: str) -> OfferRow:
     return row
 
 
-def _stored(row: OfferRow, warnings: list[dict[str, Any]] | None = None) -> Stored:
+def _stored(row: OfferRow, warnings: list[dict[str, Any]] | None = None) -> Stored[Offer]:
     head = row.head
     assert head is not None
     return Stored(
@@ -71,7 +71,7 @@ def list_offers(
     category: str | None = None,
     limit: int = 50,
     offset: int = 0,
-) -> tuple[list[Stored], int]:
+) -> tuple[list[Stored[Offer]], int]:
     stmt = select(OfferRow).order_by(OfferRow.position, OfferRow.id)
     if q:
         stmt = stmt.where(func.lower(OfferRow.code).contains(q.lower()))
@@ -83,7 +83,7 @@ def list_offers(
     return items[offset : offset + limit], len(items)
 
 
-def get_offer(session: Session, code: str) -> Stored:
+def get_offer(session: Session, code: str) -> Stored[Offer]:
     stored = _stored(_row(session, code))
     stored.extra["live"] = live(session, code)
     return stored
@@ -104,7 +104,7 @@ def live(session: Session, code: str) -> dict[str, int]:
     return out
 
 
-def create_offer(session: Session, actor: Actor, spec: Offer) -> Stored:
+def create_offer(session: Session, actor: Actor, spec: Offer) -> Stored[Offer]:
     existing = session.scalar(
         select(OfferRow).where(func.lower(OfferRow.code) == spec.code.lower())
     )
@@ -140,7 +140,7 @@ def create_offer(session: Session, actor: Actor, spec: Offer) -> Stored:
 
 def update_offer(
     session: Session, actor: Actor, code: str, spec: Offer, version: int | None
-) -> Stored:
+) -> Stored[Offer]:
     row = _row(session, code)
     expect_version(row.version, version, f"offer {code!r}")
     if spec.code != code:
@@ -210,7 +210,7 @@ def _transition(
     target: str,
     action: str,
     comment: str | None = None,
-) -> Stored:
+) -> Stored[Offer]:
     row = _row(session, code)
     expect_version(row.version, version, f"offer {code!r}")
     head = row.head
@@ -247,7 +247,7 @@ def _transition(
     return _stored(row)
 
 
-def submit(session: Session, actor: Actor, code: str, version: int | None) -> Stored:
+def submit(session: Session, actor: Actor, code: str, version: int | None) -> Stored[Offer]:
     return _transition(
         session,
         actor,
@@ -259,7 +259,7 @@ def submit(session: Session, actor: Actor, code: str, version: int | None) -> St
     )
 
 
-def withdraw(session: Session, actor: Actor, code: str, version: int | None) -> Stored:
+def withdraw(session: Session, actor: Actor, code: str, version: int | None) -> Stored[Offer]:
     return _transition(
         session, actor, code, version, allowed=("pending",), target="draft", action="withdraw"
     )
@@ -267,7 +267,7 @@ def withdraw(session: Session, actor: Actor, code: str, version: int | None) -> 
 
 def approve(
     session: Session, actor: Actor, code: str, version: int | None, comment: str | None = None
-) -> Stored:
+) -> Stored[Offer]:
     return _transition(
         session,
         actor,
@@ -280,7 +280,9 @@ def approve(
     )
 
 
-def reject(session: Session, actor: Actor, code: str, version: int | None, comment: str) -> Stored:
+def reject(
+    session: Session, actor: Actor, code: str, version: int | None, comment: str
+) -> Stored[Offer]:
     if not comment.strip():
         raise Conflict("a rejection needs a comment saying what to change")
     return _transition(
