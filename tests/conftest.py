@@ -38,3 +38,17 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
         db.upgrade()
         yield db
         db.dispose()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cheaper_password_hashing() -> Iterator[None]:
+    """argon2id with small costs: the same algorithm and code paths, without spending
+    140 ms per hash in every test that logs in."""
+    from argon2 import PasswordHasher
+
+    from overture.auth import secrets
+
+    real = secrets._hasher
+    secrets._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    yield
+    secrets._hasher = real

@@ -21,7 +21,9 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    StrictBool,
     StringConstraints,
+    WithJsonSchema,
     model_validator,
 )
 
@@ -52,6 +54,17 @@ def _type(value: Any) -> Type:
 FieldType = Annotated[
     Type, BeforeValidator(_type), PlainSerializer(lambda t: t.value, return_type=str)
 ]
+
+
+# -- numbers ---------------------------------------------------------------------------------
+def _not_a_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, not {str(value).lower()}")
+    return value
+
+
+Number = Annotated[float, BeforeValidator(_not_a_bool)]
+Count = Annotated[int, BeforeValidator(_not_a_bool)]
 
 # -- times -----------------------------------------------------------------------------------
 _DURATION = re.compile(r"^\s*(\d+)\s*(m|min|h|d|w)\s*$")
@@ -93,6 +106,10 @@ def _moment(value: Any) -> Any:
                 f"{value!r} is not a date (YYYY-MM-DD) or a datetime "
                 "(YYYY-MM-DDTHH:MM:SS, UTC or with an offset)"
             ) from None
+    if not isinstance(value, dt.date):  # not a number of seconds either: say a date
+        raise ValueError(
+            f"expected a date (YYYY-MM-DD) or a datetime (YYYY-MM-DDTHH:MM:SS), got {value!r}"
+        )
     return value
 
 
@@ -102,7 +119,19 @@ def _naive_utc(value: dt.date) -> dt.date:
     return value
 
 
-Moment = Annotated[dt.datetime | dt.date, BeforeValidator(_moment), AfterValidator(_naive_utc)]
+def _json_moment(value: dt.date) -> str:
+    """In JSON, a datetime says it is UTC (RFC 3339); a date is a date."""
+    if isinstance(value, dt.datetime):
+        return value.isoformat() + "Z"
+    return value.isoformat()
+
+
+Moment = Annotated[
+    dt.datetime | dt.date,
+    BeforeValidator(_moment),
+    AfterValidator(_naive_utc),
+    PlainSerializer(_json_moment, when_used="json"),
+]
 
 
 def window_start(value: dt.date | None) -> dt.datetime | None:
@@ -155,7 +184,7 @@ class Zone(_Model):
 
 
 class ContentField(_Model):
-    required: bool = False
+    required: StrictBool = False
     description: str = ""
 
 
@@ -166,8 +195,8 @@ class Placement(_Model):
     channel: Name
     zone: Name | None = None
     description: str = ""
-    max_offers: int = Field(1, ge=1, le=100)
-    max_per_category: int | None = Field(None, ge=1)
+    max_offers: Count = Field(1, ge=1, le=100)
+    max_per_category: Count | None = Field(None, ge=1)
     fields: dict[Identifier, ContentField] = Field(default_factory=dict)
     fallback_offers: list[Code] = Field(default_factory=list)
     default_content: dict[Identifier, str] = Field(default_factory=dict)
@@ -177,7 +206,7 @@ class Placement(_Model):
 class Multiplier(_Windowed):
     """Multiplies the weight of every offer in a category, during a period."""
 
-    value: float = Field(gt=0)
+    value: Number = Field(gt=0)
 
 
 class Category(_Windowed):
@@ -193,19 +222,37 @@ class Category(_Windowed):
     themes: list[str] = Field(default_factory=list)
     policies: list[Name] = Field(default_factory=list)
     multipliers: list[Multiplier] = Field(default_factory=list)
-    fallback: bool = False
-    enabled: bool = True
+    fallback: StrictBool = False
+    enabled: StrictBool = True
 
 
 class Weight(_Windowed):
     """One candidate weight of an offer: the highest applicable one is kept; 0 is ineligible."""
 
-    value: float | str
+    value: Number | str
     placements: list[Name] = Field(default_factory=list)
     rule: str | None = None
 
 
 AttributeValue = str | bool | int | float | dt.datetime | dt.date | list[str]
+
+
+_PLACEMENTS_SCHEMA: dict[str, Any] = {
+    "description": "The placements the offer is valid on: a list of names (the same content "
+    "everywhere), or a mapping of names to content overrides (or null: none)",
+    "anyOf": [
+        {"type": "array", "items": {"type": "string"}},
+        {
+            "type": "object",
+            "additionalProperties": {
+                "anyOf": [
+                    {"type": "object", "additionalProperties": {"type": "string"}},
+                    {"type": "null"},
+                ]
+            },
+        },
+    ],
+}
 
 
 def _placements_shorthand(value: Any) -> Any:
@@ -233,10 +280,12 @@ class Offer(_Windowed):
     description: str = ""
     eligibility: str | None = None
     weights: list[Weight] = Field(default_factory=list)
-    value: float = 0.0
+    value: Number = 0.0
     themes: list[str] = Field(default_factory=list)
     placements: Annotated[
-        dict[Name, dict[Identifier, str]], BeforeValidator(_placements_shorthand)
+        dict[Name, dict[Identifier, str]],
+        BeforeValidator(_placements_shorthand),
+        WithJsonSchema(_PLACEMENTS_SCHEMA),
     ] = Field(default_factory=dict)
     content: dict[Identifier, str] = Field(default_factory=dict)
     attributes: dict[Identifier, AttributeValue] = Field(default_factory=dict)
@@ -276,7 +325,7 @@ class TreatmentRule(_Model):
     offers: list[Code] = Field(default_factory=list)
     category: Name | None = None
     zone: Name | None = None
-    score: float = Field(50.0, ge=0)
+    score: Number = Field(50.0, ge=0)
     eligibility: str | None = None
     score_expression: str | None = None
     description: str = ""
@@ -313,7 +362,7 @@ class CappingPolicy(_Policy):
     category or over the whole channel."""
 
     kind: Literal["capping"]
-    limit: int = Field(ge=1)
+    limit: Count = Field(ge=1)
     window: Duration
     per: Literal["offer", "category", "channel"] = "offer"
 
@@ -324,7 +373,7 @@ class SuppressionPolicy(_Policy):
 
     kind: Literal["suppression"]
     after: Literal["accepted", "rejected", "responded"]
-    times: int = Field(1, ge=1)
+    times: Count = Field(1, ge=1)
     period: Duration | None = None
     per: Literal["offer", "category"] = "offer"
 
@@ -333,7 +382,7 @@ class InventoryPolicy(_Policy):
     """At most `limit` presentations of each offer in total, per UTC day or overall."""
 
     kind: Literal["inventory"]
-    limit: int = Field(ge=1)
+    limit: Count = Field(ge=1)
     per: Literal["day", "total"] = "day"
 
 
@@ -343,7 +392,7 @@ Policy = Annotated[
 
 
 class Settings(_Model):
-    default_score: float = Field(
+    default_score: Number = Field(
         50.0, ge=0, description="Treatment score of an offer no treatment rule targets."
     )
 

@@ -174,12 +174,13 @@ def _pydantic_issues(
         path = (*prefix, *loc)
         if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
             path = (*path, "kind")
-        message, hint = _explain(err)
+        message, hint = explain_error(err)
         out.append(_located(source, path, message, hint))
     return out
 
 
-def _explain(err: Any) -> tuple[str, str | None]:
+def explain_error(err: Any) -> tuple[str, str | None]:
+    """A pydantic error as (message, hint), in the words `overture validate` uses."""
     kind, loc, value = err["type"], err["loc"], err.get("input")
     name = str(loc[-1]) if loc else "value"
     if kind == "extra_forbidden":

@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -255,7 +256,7 @@ def create_object(session: Session, actor: Actor, kind: Kind, spec: BaseModel) -
         updated_by=actor.name,
     )
     session.add(row)
-    session.flush()
+    flush_or_taken(session, f"{kind.singular} {key!r}")
     audit.record(session, actor.name, f"{kind.section}.create", kind.section, key, after=data)
     return _stored(kind, row, warnings)
 
@@ -297,11 +298,19 @@ def delete_object(
     audit.record(session, actor.name, f"{kind.section}.delete", kind.section, key, before=before)
 
 
+def flush_or_taken(session: Session, what: str) -> None:
+    """Write a new object now; one created meanwhile under the same name wins."""
+    try:
+        session.flush()
+    except IntegrityError:
+        raise Conflict(f"{what} was created by someone else meanwhile") from None
+
+
 def flush_or_stale(session: Session, what: str) -> None:
     """Write now; a concurrent writer that got there first makes this one stale."""
     try:
         session.flush()
-    except StaleDataError:
+    except (StaleDataError, IntegrityError):  # a version moved on, or a unique row was taken
         raise Stale(
             f"{what} was changed by someone else meanwhile: read it again and redo your change"
         ) from None

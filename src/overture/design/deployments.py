@@ -85,6 +85,16 @@ def plan(session: Session, env_name: str) -> dict[str, Any]:
     }
 
 
+def _never_approved(session: Session) -> list[str]:
+    return list(
+        session.scalars(
+            select(OfferRow.code)
+            .where(OfferRow.approved_revision_id.is_(None))
+            .order_by(OfferRow.position)
+        )
+    )
+
+
 def _objects(catalog: Catalog, section: str) -> dict[str, dict[str, Any]]:
     kind = BY_SECTION[section]
     return {getattr(o, kind.key): codec.plain(o) for o in getattr(catalog, section)}
@@ -128,8 +138,15 @@ def deploy(
     catalog = load_draft(session, approved=True).catalog()
     report = validate_catalog(catalog)
     if not report.ok:
+        never = _never_approved(session)
+        why = (
+            f" ({len(never)} offer(s) have no approved revision yet, so it lacks them: "
+            f"{', '.join(never[:10])}{' …' if len(never) > 10 else ''})"
+            if never
+            else ""
+        )
         raise Invalid(
-            f"the approved catalog has {len(report.errors)} error(s): nothing was deployed",
+            f"the approved catalog has {len(report.errors)} error(s){why}: nothing was deployed",
             errors=describe(report.errors, catalog),
         )
     text = snapshot_text(catalog)
@@ -226,6 +243,7 @@ def _store(
     rollback_of: int | None,
 ) -> Deployment:
     previous = current(session, env)
+    name = env.name  # (the session cannot load anything once a flush failed)
     deployment = Deployment(
         environment_id=env.id,
         number=(previous.number if previous else 0) + 1,
@@ -239,11 +257,10 @@ def _store(
     )
     session.add(deployment)
     try:
-        with session.begin_nested():
-            session.flush()
-    except IntegrityError:
+        session.flush()
+    except IntegrityError:  # the whole request rolls back: nothing of this deployment stays
         raise Conflict(
-            f"another deployment to {env.name} happened at the same time; look at "
+            f"another deployment to {name} happened at the same time; look at "
             "the history and try again"
         ) from None
     return deployment

@@ -28,6 +28,7 @@ from overture.design.catalog import (
     check_change,
     expect_version,
     flush_or_stale,
+    flush_or_taken,
 )
 from overture.design.errors import Conflict, NotFound
 from overture.store.models import Approval, Deployment, Environment, OfferRevision, OfferRow, utcnow
@@ -80,18 +81,22 @@ def list_offers(
     items = [_stored(r) for r in session.scalars(stmt)]
     if status:
         items = [i for i in items if i.extra["status"] == status]
-    return items[offset : offset + limit], len(items)
+    page = items[offset : offset + limit]
+    running = _running(session)
+    for item in page:
+        item.extra["live"] = _live(running, item.key)
+    return page, len(items)
 
 
 def get_offer(session: Session, code: str) -> Stored[Offer]:
     stored = _stored(_row(session, code))
-    stored.extra["live"] = live(session, code)
+    stored.extra["live"] = _live(_running(session), stored.key)
     return stored
 
 
-def live(session: Session, code: str) -> dict[str, int]:
-    """The environments whose current deployment holds this offer, and which revision."""
-    out: dict[str, int] = {}
+def _running(session: Session) -> dict[str, dict[str, int]]:
+    """Environment -> the offers its current deployment holds (code -> revision)."""
+    out: dict[str, dict[str, int]] = {}
     for env in session.scalars(select(Environment).order_by(Environment.id)):
         current = session.scalar(
             select(Deployment)
@@ -99,9 +104,14 @@ def live(session: Session, code: str) -> dict[str, int]:
             .order_by(Deployment.number.desc())
             .limit(1)
         )
-        if current is not None and code in current.offers:
-            out[env.name] = current.offers[code]
+        if current is not None:
+            out[env.name] = current.offers
     return out
+
+
+def _live(running: dict[str, dict[str, int]], code: str) -> dict[str, int]:
+    """The environments running this offer, and which revision."""
+    return {env: offers[code] for env, offers in running.items() if code in offers}
 
 
 def create_offer(session: Session, actor: Actor, spec: Offer) -> Stored[Offer]:
@@ -125,7 +135,7 @@ def create_offer(session: Session, actor: Actor, spec: Offer) -> Stored[Offer]:
         updated_by=actor.name,
     )
     session.add(row)
-    session.flush()
+    flush_or_taken(session, f"offer {spec.code!r}")
     revision = OfferRevision(
         offer_id=row.id, number=1, body=codec.encode(spec), status="draft", created_by=actor.name
     )
@@ -168,7 +178,7 @@ def update_offer(
             submitted_at=utcnow(),
         )
         session.add(head)
-        session.flush()
+        flush_or_stale(session, f"offer {code!r}")  # another editor's revision n+1 came first
         row.head_revision_id = head.id
     else:
         head.body = codec.encode(spec)

@@ -46,6 +46,13 @@ def export(session: Session) -> dict[str, str]:
     return catalog_files(assemble(session))
 
 
+def is_empty(session: Session) -> bool:
+    """Whether the database holds no catalog object and no offer (a fresh install)."""
+    if session.scalar(select(OfferRow.id).limit(1)) is not None:
+        return False
+    return all(session.scalar(select(t.id).limit(1)) is None for t in CATALOG_TABLES.values())
+
+
 def catalog_files(catalog: Catalog) -> dict[str, str]:
     settings = codec.plain(
         CatalogSettings.model_validate(

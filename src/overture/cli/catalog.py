@@ -1,4 +1,4 @@
-"""The `overture` command.
+"""Catalog commands that work on YAML files, no server needed.
 
     overture init DIR                 write the demo catalog into DIR
     overture validate PATH            check a catalog; every problem, with where and how to fix it
@@ -16,23 +16,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(
-    name="overture",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    help="Overture: real-time offer decisioning. Start with `overture init demo` and "
-    "`overture decide demo --placement web_home_hero --profile-id C0000042 --explain`.",
-)
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
-
-
-def main() -> None:
-    app()
+from overture.cli._app import app, err, escape, out
 
 
 @app.command()
@@ -76,7 +62,7 @@ def validate(
         raise typer.Exit(0 if report.ok else 1)
     for issue in report.issues:
         colour = "red" if issue.severity == "error" else "yellow"
-        out.print(f"[{colour}]{issue.severity:<7}[/] {_escape(str(issue))}", soft_wrap=True)
+        out.print(f"[{colour}]{issue.severity:<7}[/] {escape(str(issue))}", soft_wrap=True)
         if issue.file:
             out.print(
                 f"        [dim]at {issue.file}{f':{issue.line}' if issue.line else ''}[/]",
@@ -148,7 +134,7 @@ def decide(  # noqa: PLR0917 - one parameter per command-line option
     except CatalogError as exc:
         err.print(f"[red]The catalog has errors[/] (run `overture validate {path}`):")
         for issue in exc.issues[:10]:
-            err.print(f"  {_escape(str(issue))}")
+            err.print(f"  {escape(str(issue))}")
         raise typer.Exit(1) from None
     when = _option(lambda: parse_datetime(now), "--now", "an ISO date-time") if now else None
     attributes: dict[str, Any] = _json_option(profile, "--profile") if profile else {}
@@ -170,7 +156,7 @@ def decide(  # noqa: PLR0917 - one parameter per command-line option
         decision = plan.decide(request)
     except RequestError as exc:
         for problem in exc.problems:
-            err.print(f"[red]error[/] {_escape(problem)}")
+            err.print(f"[red]error[/] {escape(problem)}")
         raise typer.Exit(2) from None
     if as_json:
         out.print_json(json.dumps(decision.to_dict(), default=str))
@@ -198,12 +184,6 @@ def demo_profiles(
 
 
 # -- helpers -----------------------------------------------------------------------------------
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
-
-
 def _option(parse: Any, name: str, what: str) -> Any:
     try:
         return parse()
@@ -283,9 +263,9 @@ def _print_decision(decision: Any, explain: bool) -> None:
             score = "fallback" if p.fallback else f"{p.score:.1f}"
             table.add_row(
                 str(p.rank),
-                f"{p.offer_code}\n[dim]{_escape(p.offer_name)}[/]",
+                f"{p.offer_code}\n[dim]{escape(p.offer_name)}[/]",
                 score,
-                _escape(text),
+                escape(text),
                 p.tracking_code,
             )
         if pd.default_content is not None:
@@ -293,7 +273,7 @@ def _print_decision(decision: Any, explain: bool) -> None:
                 "-",
                 "[italic]default content[/]",
                 "",
-                _escape(
+                escape(
                     pd.default_content.get("title") or next(iter(pd.default_content.values()), "")
                 ),
                 "",
@@ -306,7 +286,7 @@ def _print_decision(decision: Any, explain: bool) -> None:
             for t in pd.explain:
                 style = "green" if t.selected else "dim" if t.step == "candidates" else ""
                 score = "" if t.score is None else f"{t.score:.1f}"
-                why.add_row(t.offer_code, t.step, score, _escape(t.reason), style=style)
+                why.add_row(t.offer_code, t.step, score, escape(t.reason), style=style)
             out.print(why)
     if decision.rule_errors:
         out.print(
@@ -314,8 +294,4 @@ def _print_decision(decision: Any, explain: bool) -> None:
             "were treated as ineligible):"
         )
         for e in decision.rule_errors:
-            out.print(f"  {e.offer_code or '-'} {e.rule}: {_escape(e.message)}")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
+            out.print(f"  {e.offer_code or '-'} {e.rule}: {escape(e.message)}")
