@@ -1,5 +1,6 @@
 # The two commands of the quick start, and a few more for developers.
-#   make demo    set up .venv and run Overture on the demo catalog
+#   make demo    set up .venv, decide on the demo catalog, then serve the design API on it
+#                (SQLite in demo-out/overture.db; Ctrl-C stops it; PORT=8001 to move it)
 #   make test    lint, type-check and run the whole test suite (what CI runs)
 #   make bench   the rule and engine benchmarks (figures against a baseline measured in the same run)
 
@@ -7,6 +8,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 DEMO_DIR ?= demo-out
+PORT ?= 8000
 
 .PHONY: demo test lint bench clean
 
@@ -21,6 +23,7 @@ demo: $(BIN)/overture
 	$(BIN)/overture validate $(DEMO_DIR)
 	$(BIN)/overture decide $(DEMO_DIR) --placement web_home_hero --placement web_account_sidebar \
 		--profile-id C0000042 --explain
+	$(BIN)/overture serve --demo --database $(DEMO_DIR)/overture.db --port $(PORT)
 
 lint: $(BIN)/overture
 	$(BIN)/ruff check src tests benchmarks docs/examples

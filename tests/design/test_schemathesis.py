@@ -44,7 +44,10 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 
 # CI runs a fixed, bounded set of examples (derandomized, so a red run is reproducible);
-# OVERTURE_SCHEMATHESIS_EXAMPLES=500 explores further with fresh random examples.
+# OVERTURE_SCHEMATHESIS_EXAMPLES=150 explores further with fresh random examples. Such runs
+# also report ST201 "schema-violating request accepted" where a negative example serializes
+# to a valid query string (null or false sent as the text "false" to a string parameter):
+# the request the server receives is valid, so those are not defects.
 _DEEP = int(os.environ.get("OVERTURE_SCHEMATHESIS_EXAMPLES", "0"))
 
 

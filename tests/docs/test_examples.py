@@ -38,3 +38,16 @@ def test_the_readme_python_snippet_runs() -> None:
     snippet = readme.split("```python\n", 1)[1].split("```", 1)[0]
     namespace: dict[str, object] = {}
     exec(compile(snippet, "README.md", "exec"), namespace)
+
+
+def test_design_example() -> None:
+    result = _load("design_example").main()
+    assert result["imported offers"] == 36
+    status, etag, state = result["created"]
+    assert status == 201 and etag.startswith('"') and state == "draft"
+    assert result["approved"] == "approved" and result["edited"] == "pending"
+    assert result["stale"][0] == 409
+    assert result["wrong"] == (422, "unknown profile field 'agee'")
+    assert result["plan adds"] == 37 and result["deployed"] == (1, 1)
+    assert result["production first"][0] == 409
+    assert "has not run on staging" in result["production first"][1]
