@@ -11,8 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
+from overture.catalog.validate import validate_catalog
 from overture.design import access, transfer
-from overture.design.catalog import Actor
+from overture.design.catalog import Actor, assemble
 from overture.store import Database
 from tests.design.api import PASSWORD
 from tests.design.helpers import approve_all, demo_files
@@ -120,3 +121,25 @@ def test_concurrent_deployments_get_distinct_numbers(server: str, database: Data
     assert numbers == list(range(1, len(accepted) + 1))
     history = ann.get("/v1/design/environments/staging/deployments").json()
     assert sorted(d["number"] for d in history["items"]) == numbers
+
+
+def test_two_changes_valid_alone_never_both_commit(server: str, database: Database) -> None:
+    """Deleting a category while adding an offer in it: each is valid against the catalog
+    it read; together they would leave an offer in a missing category. One must lose."""
+    ann = _client(server, "ann")
+    for round_ in range(8):
+        name = f"tmp_{round_}"
+        created = ann.post(
+            "/v1/design/categories", json={"name": name, "parent": "everyday_banking"}
+        )
+        assert created.status_code == 201, created.text
+        etag = created.headers["etag"]
+        offer = {"code": f"TMP-{round_}", "name": "Temporary", "category": name}
+        removed, added = _race(
+            lambda: ann.delete(f"/v1/design/categories/{name}", headers={"If-Match": etag}),
+            lambda: ann.post("/v1/design/offers", json=offer),
+        )
+        outcomes = (removed.status_code, added.status_code)
+        assert outcomes in ((204, 422), (409, 201), (422, 201)), (removed.text, added.text)
+    with database.session() as s:
+        assert validate_catalog(assemble(s)).ok  # what is stored is a valid catalog

@@ -143,7 +143,14 @@ class Api:
                 f"cannot reach the design API at {self.url} ({exc}); is `overture serve` "
                 "running there?"
             ) from None
-        data = answer.json() if answer.content else None
+        try:
+            data = answer.json() if answer.content else None
+        except ValueError:  # not the design API (a proxy's error page, another service)
+            raise ApiError(
+                f"{self.url} answered {method} {path} with HTTP {answer.status_code} and no "
+                "JSON: is it the Overture design API?",
+                answer.status_code,
+            ) from None
         if answer.is_success:
             return Response(data, answer.headers.get("etag"))
         raise _error(answer, data)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -25,7 +25,7 @@ from overture.catalog.validate import validate_catalog
 from overture.design import audit, codec
 from overture.design.errors import Conflict, Invalid, NotFound, PreconditionRequired, Stale
 from overture.design.kinds import BY_SECTION, NAMED_KINDS, CatalogSettings, Kind
-from overture.store.models import CATALOG_TABLES, CatalogSettingsRow, OfferRow, utcnow
+from overture.store.models import CATALOG_TABLES, CatalogSettingsRow, Lock, OfferRow, utcnow
 
 SECTIONS = tuple(k.section for k in NAMED_KINDS)
 
@@ -70,6 +70,14 @@ class Draft:
         for section, objects in self.sections.items():
             data[section] = list(objects.values())
         return Catalog.model_validate(data)
+
+
+def lock_catalog(session: Session) -> None:
+    """Wait for the catalog writers' turn, held until this transaction ends. Every change is
+    validated against the whole catalog, so it must be the first statement of a change:
+    what the change then reads is what it commits on top of. (Two changes each valid alone,
+    such as deleting a category while adding an offer in it, can then never both commit.)"""
+    session.execute(update(Lock).where(Lock.name == "catalog").values(counter=Lock.counter + 1))
 
 
 def load_draft(session: Session, approved: bool = False) -> Draft:
@@ -235,6 +243,7 @@ def get_object(session: Session, kind: Kind, key: str) -> Stored[Any]:
 
 
 def create_object(session: Session, actor: Actor, kind: Kind, spec: BaseModel) -> Stored[Any]:
+    lock_catalog(session)
     key = kind.key_of(spec)
     table = CATALOG_TABLES[kind.section]
     existing = session.scalar(select(table).where(func.lower(table.name) == key.lower()))
@@ -264,6 +273,7 @@ def create_object(session: Session, actor: Actor, kind: Kind, spec: BaseModel) -
 def update_object(
     session: Session, actor: Actor, kind: Kind, key: str, spec: BaseModel, *, version: int | None
 ) -> Stored[Any]:
+    lock_catalog(session)
     row = _row(session, kind, key)
     expect_version(row.version, version, f"{kind.singular} {key!r}")
     if kind.key_of(spec) != key:
@@ -289,6 +299,7 @@ def update_object(
 def delete_object(
     session: Session, actor: Actor, kind: Kind, key: str, version: int | None
 ) -> None:
+    lock_catalog(session)
     row = _row(session, kind, key)
     expect_version(row.version, version, f"{kind.singular} {key!r}")
     before = codec.load(row.body)
@@ -334,6 +345,7 @@ def get_settings(session: Session) -> Stored[Any]:
 def update_settings(
     session: Session, actor: Actor, spec: CatalogSettings, version: int | None
 ) -> Stored[Any]:
+    lock_catalog(session)
     row = session.get(CatalogSettingsRow, 1)
     expect_version(row.version if row else 0, version, "the catalog settings")
     data = codec.plain(spec)

@@ -20,7 +20,7 @@ from overture.auth import Permission, allowed
 from overture.catalog.model import Catalog
 from overture.catalog.validate import validate_catalog
 from overture.design import audit, codec
-from overture.design.catalog import Actor, describe, load_draft
+from overture.design.catalog import Actor, describe, load_draft, lock_catalog
 from overture.design.errors import Conflict, Forbidden, Invalid, NotFound
 from overture.design.kinds import BY_SECTION
 from overture.store.models import Deployment, Environment, OfferRow
@@ -134,6 +134,7 @@ def deploy(
     session: Session, actor: Actor, env_name: str, comment: str = "", force: bool = False
 ) -> Deployment:
     """Validate the approved catalog and store it as the environment's next deployment."""
+    lock_catalog(session)  # one consistent catalog, and one deployment at a time
     env = environment(session, env_name)
     catalog = load_draft(session, approved=True).catalog()
     report = validate_catalog(catalog)
@@ -202,6 +203,7 @@ def rollback(
 ) -> Deployment:
     """Deploy deployment `to`'s snapshot again, as the next number (it ran here before, so
     no other environment needs to have run it)."""
+    lock_catalog(session)
     env = environment(session, env_name)
     earlier = session.scalar(
         select(Deployment).where(Deployment.environment_id == env.id, Deployment.number == to)

@@ -29,6 +29,7 @@ from overture.design.catalog import (
     expect_version,
     flush_or_stale,
     flush_or_taken,
+    lock_catalog,
 )
 from overture.design.errors import Conflict, NotFound
 from overture.store.models import Approval, Deployment, Environment, OfferRevision, OfferRow, utcnow
@@ -115,6 +116,7 @@ def _live(running: dict[str, dict[str, int]], code: str) -> dict[str, int]:
 
 
 def create_offer(session: Session, actor: Actor, spec: Offer) -> Stored[Offer]:
+    lock_catalog(session)
     existing = session.scalar(
         select(OfferRow).where(func.lower(OfferRow.code) == spec.code.lower())
     )
@@ -151,6 +153,7 @@ def create_offer(session: Session, actor: Actor, spec: Offer) -> Stored[Offer]:
 def update_offer(
     session: Session, actor: Actor, code: str, spec: Offer, version: int | None
 ) -> Stored[Offer]:
+    lock_catalog(session)
     row = _row(session, code)
     expect_version(row.version, version, f"offer {code!r}")
     if spec.code != code:
@@ -192,6 +195,7 @@ def update_offer(
 
 
 def delete_offer(session: Session, actor: Actor, code: str, version: int | None) -> None:
+    lock_catalog(session)
     row = _row(session, code)
     expect_version(row.version, version, f"offer {code!r}")
     before = codec.load(row.head.body) if row.head else None
@@ -221,6 +225,7 @@ def _transition(
     action: str,
     comment: str | None = None,
 ) -> Stored[Offer]:
+    lock_catalog(session)  # approving changes what deploys: not in the middle of a deploy
     row = _row(session, code)
     expect_version(row.version, version, f"offer {code!r}")
     head = row.head

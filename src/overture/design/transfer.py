@@ -21,7 +21,7 @@ from overture.catalog.loader import Source, read_text
 from overture.catalog.model import Catalog
 from overture.catalog.validate import validate_source
 from overture.design import audit, codec
-from overture.design.catalog import SECTIONS, Actor, assemble
+from overture.design.catalog import SECTIONS, Actor, assemble, lock_catalog
 from overture.design.errors import Invalid
 from overture.design.kinds import BY_SECTION, CatalogSettings
 from overture.store.models import (
@@ -110,7 +110,8 @@ def _merge(source: Source, part: Source) -> None:
 
 def import_catalog(session: Session, actor: Actor, files: dict[str, str]) -> dict[str, Any]:
     """Make the database hold exactly the catalog in `files`. Returns what changed."""
-    catalog = parse(files)
+    catalog = parse(files)  # (before the lock: parsing a large catalog takes a while)
+    lock_catalog(session)
     summary: dict[str, Any] = {}
     settings = CatalogSettings.model_validate(
         catalog.model_dump(include=set(CatalogSettings.model_fields))

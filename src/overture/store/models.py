@@ -263,6 +263,18 @@ class AuditEntry(Base):
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
 
+class Lock(Base):
+    """A named row writers update first, so that they take turns. Every change to the
+    catalog is validated against the whole catalog: two changes each valid alone (delete a
+    category; add an offer in it) must not both commit, so catalog writers serialize on the
+    `catalog` row (a row lock in PostgreSQL, the write lock in SQLite)."""
+
+    __tablename__ = "locks"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    counter: Mapped[int] = mapped_column(Integer, default=0)
+
+
 CATALOG_TABLES: dict[str, type[CatalogObjectRow]] = {
     "audiences": AudienceRow,
     "channels": ChannelRow,
