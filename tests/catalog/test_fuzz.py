@@ -7,6 +7,7 @@ import copy
 import datetime as dt
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -130,3 +131,29 @@ def test_mutated_catalogs_are_reported_or_work(
     except RequestError as exc:
         refused = exc
     assert refused is None or refused.problems
+
+
+BOMB = (
+    "".join(
+        f"{name}: &{name} [{', '.join([f'*{prev}'] * 10 if prev else ['x'] * 10)}]\n"
+        for prev, name in zip(["", "a", "b", "c", "d", "e", "f"], "abcdefg", strict=True)
+    )
+    + "channels: [*g, *g, *g, *g, *g, *g, *g, *g, *g, *g]\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("channels: &x [*x]\n", "refers to a node that contains it"),
+        ("channels:\n  - &n {name: web, more: [*n]}\n", "refers to a node that contains it"),
+        (BOMB, "expand to far more data than the file holds"),
+    ],
+    ids=["self", "nested", "billion-laughs"],
+)
+def test_hostile_yaml_aliases_are_refused_quickly(text: str, message: str) -> None:
+    """A few hundred bytes must not hang the loader or exhaust the stack: aliases naming
+    their own container, and aliases nested to expand ten-billion-fold, are errors."""
+    report = validate_source(read_text(text, "hostile.yaml"))
+    assert not report.ok
+    assert any(message in issue.message for issue in report.errors), report.errors

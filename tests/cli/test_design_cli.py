@@ -168,3 +168,61 @@ def test_refusals_read_clearly(cli: CliRunner, tmp_path: Path) -> None:
     assert code == 2 and "does not exist" in output
     code, output = run(cli, "whoami", "--url", "http://127.0.0.1:9")
     assert code == 1 and "not logged in to http://127.0.0.1:9" in output
+
+
+@pytest.fixture
+def not_the_api() -> Iterator[str]:
+    """Some other HTTP service: answers every request with JSON that is not ours."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            body = b'{"hello": "world"}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_odd_surroundings_get_a_message_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, not_the_api: str
+) -> None:
+    runner = CliRunner(env={"COLUMNS": "200"})
+    config = tmp_path / "config"
+    monkeypatch.setenv("OVERTURE_CONFIG_DIR", str(config))
+    monkeypatch.delenv("OVERTURE_URL", raising=False)
+    config.mkdir()
+    (config / "credentials.json").write_text(
+        json.dumps({"current": not_the_api, "servers": {not_the_api: {"operator": "x"}}})
+    )
+    code, output = run(runner, "whoami")
+    assert code == 1 and "not logged in" in output  # a saved entry without a token
+
+    monkeypatch.setenv("OVERTURE_TOKEN", "ovt_t\u00f6k")
+    code, output = run(runner, "whoami")
+    assert code == 1 and "log in again" in output
+
+    monkeypatch.setenv("OVERTURE_TOKEN", "ovt_token")
+    for args in (["whoami"], ["plan", "--env", "staging"], ["deployments", "--env", "x"]):
+        code, output = run(runner, *args)
+        assert code == 1 and "is the URL the Overture design API?" in output, output
+    code, output = run(runner, "login", "--user", "ann", "--password-stdin", stdin="pw")
+    assert code == 1 and "is the URL the Overture design API?" in output
+    code, output = run(runner, "whoami", "--url", "http://[::1")
+    assert code == 1 and "not a usable URL" in output
+
+    code, output = run(runner, "db", "current", "--database", "foo://bar")
+    assert code == 2 and "cannot use the database URL" in output

@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from sqlalchemy import select
 
 from overture.design import access
 from overture.design.errors import Conflict, ServiceError
 from overture.store import Database
-from overture.store.models import AccessToken, Operator
+from overture.store.models import AccessToken, AuditEntry, Operator
 from tests.design.helpers import ADMIN
 
 
@@ -74,3 +75,51 @@ def test_api_keys_are_scoped_to_one_environment_and_revocable(database: Database
         assert access.environment_of_key(s, new.key + "x") is None
         access.revoke_api_key(s, ADMIN, new.record.id)
         assert access.environment_of_key(s, new.key) is None
+
+
+def test_failed_logins_are_audited_even_though_the_request_fails(database: Database) -> None:
+    with database.session() as s:
+        access.create_operator(s, ADMIN, "olga", "a long passphrase", ["offer_manager"])
+        access.create_operator(s, ADMIN, "old", "a long passphrase", ["viewer"])
+        access.update_operator(s, ADMIN, "old", disabled=True)
+    for name, password in (("olga", "wrong"), ("nobody", "x"), ("old", "a long passphrase")):
+        # as a request does it: the session rolls back when the error leaves it
+        with (
+            pytest.raises(access.LoginFailed, match="wrong name or password"),
+            database.session() as s,
+        ):
+            access.login(s, name, password)
+    with database.session() as s:
+        failed = s.scalars(select(AuditEntry.key).where(AuditEntry.action == "login.failed")).all()
+    assert sorted(failed) == ["nobody", "old", "olga"]
+
+
+def test_the_last_administrator_cannot_be_removed(database: Database) -> None:
+    with database.session() as s:
+        access.create_operator(s, ADMIN, "ann", "a long passphrase", ["administrator"])
+        with pytest.raises(Conflict, match="last active administrator"):
+            access.update_operator(s, ADMIN, "ann", roles=["viewer"])
+        with pytest.raises(Conflict, match="last active administrator"):
+            access.update_operator(s, ADMIN, "ann", disabled=True)
+        access.create_operator(s, ADMIN, "bob", "a long passphrase", ["administrator"])
+        access.update_operator(s, ADMIN, "ann", roles=["viewer"])  # bob remains
+        with pytest.raises(Conflict, match="last active administrator"):
+            access.update_operator(s, ADMIN, "bob", disabled=True)
+
+
+def test_changing_my_password_keeps_this_session_and_ends_the_others(
+    database: Database,
+) -> None:
+    with database.session() as s:
+        access.create_operator(s, ADMIN, "abe", "first passphrase", ["approver"])
+        here = access.login(s, "abe", "first passphrase").token
+        elsewhere = access.login(s, "abe", "first passphrase").token
+        access.update_operator(s, ADMIN, "abe", password="second passphrase", keep_token=here)
+        assert access.authenticate(s, here) is not None
+        assert access.authenticate(s, elsewhere) is None
+
+
+@pytest.mark.parametrize("name", ["bad name", "a/b", "9lives", "x" * 65, ""])
+def test_operator_names_are_checked_whoever_creates_them(database: Database, name: str) -> None:
+    with database.session() as s, pytest.raises(ServiceError, match="not a valid operator name"):
+        access.create_operator(s, ADMIN, name, "a long passphrase", ["viewer"])

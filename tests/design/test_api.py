@@ -168,3 +168,62 @@ def test_api_keys_and_operators(demo: Api) -> None:
 def test_audit_log_through_the_api(demo: Api) -> None:
     entries = demo.call("GET", "/v1/design/audit", params={"action": "catalog.import"}).json()
     assert entries["total"] == 1 and entries["items"][0]["operator"] == "administrator"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/v1/design/auth/login", {"name": "ro\x00ot", "password": "x"}),
+        ("GET", "/v1/design/offers/A%00B", None),
+        ("GET", "/v1/design/operators/a%00", None),
+        ("GET", "/v1/design/offers?q=a%00", None),
+        ("GET", "/v1/design/audit?operator=a%00", None),
+        ("GET", "/v1/design/environments/a%00/plan", None),
+        ("POST", "/v1/design/api-keys", {"environment": "staging", "name": "k\x00"}),
+        ("POST", "/v1/design/environments/staging/deployments", {"comment": "a\x00"}),
+        ("DELETE", "/v1/design/api-keys/1099511627776", None),
+        ("GET", "/v1/design/environments/staging/deployments/1099511627776", None),
+        ("POST", "/v1/design/environments/staging/rollback", {"to": 1099511627776}),
+        ("GET", "/v1/design/offers?offset=1099511627776", None),
+    ],
+)
+def test_what_a_database_cannot_store_is_a_clear_4xx(
+    api: Api, method: str, path: str, body: object
+) -> None:
+    """NUL in text and numbers past 32 bits: SQLite takes them, PostgreSQL refuses them;
+    either way the answer is a problem saying what is wrong, never a 500."""
+    response = api.call(method, path, json=body) if body else api.call(method, path)
+    assert 400 <= response.status_code < 500, response.text
+    assert response.headers["content-type"] == PROBLEM
+    problem = response.json()
+    assert (
+        "NUL" in str(problem)
+        or "less than or equal" in str(problem)
+        or (path.startswith("/v1/design/auth/login") and response.status_code in (401, 422))
+    ), problem
+
+
+def test_lists_refuse_questions_they_cannot_answer(demo: Api) -> None:
+    wrong_field = demo.call("GET", "/v1/design/placements?filter=chanel:web")
+    assert wrong_field.status_code == 400 and "no such field" in wrong_field.json()["detail"]
+    by_channel = demo.call("GET", "/v1/design/placements?filter=channel:web").json()
+    assert by_channel["total"] == 3  # the field exists: a real filter
+    policies = demo.call("GET", "/v1/design/policies?filter=kind:capping").json()
+    assert policies["total"] >= 1 and all(p["spec"]["kind"] == "capping" for p in policies["items"])
+    status = demo.call("GET", "/v1/design/offers?status=aproved")
+    assert status.status_code == 400 and "statuses: draft, pending" in status.json()["detail"]
+    # q is text to find, not a LIKE pattern: '_' matches only an underscore
+    assert demo.call("GET", "/v1/design/offers?q=_").json()["total"] == 0
+    assert demo.call("GET", "/v1/design/placements?q=_home").json()["total"] == 2
+    assert demo.call("GET", "/v1/design/offers?q=%25").json()["total"] == 0
+
+
+def test_if_match_star_changes_whatever_version_is_current(demo: Api) -> None:
+    channel = demo.call("GET", "/v1/design/channels/web")
+    body = {**channel.json()["spec"], "description": "changed without reading first"}
+    changed = demo.call("PUT", "/v1/design/channels/web", json=body, headers={"If-Match": "*"})
+    assert changed.status_code == 200 and changed.headers["etag"] != channel.headers["etag"]
+    stale = demo.call(
+        "PUT", "/v1/design/channels/web", json=body, headers={"If-Match": channel.headers["etag"]}
+    )
+    assert stale.status_code == 409

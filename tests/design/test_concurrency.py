@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import httpx
@@ -136,8 +137,8 @@ def test_two_changes_valid_alone_never_both_commit(server: str, database: Databa
         etag = created.headers["etag"]
         offer = {"code": f"TMP-{round_}", "name": "Temporary", "category": name}
         removed, added = _race(
-            lambda: ann.delete(f"/v1/design/categories/{name}", headers={"If-Match": etag}),
-            lambda: ann.post("/v1/design/offers", json=offer),
+            partial(ann.delete, f"/v1/design/categories/{name}", headers={"If-Match": etag}),
+            partial(ann.post, "/v1/design/offers", json=offer),
         )
         outcomes = (removed.status_code, added.status_code)
         assert outcomes in ((204, 422), (409, 201), (422, 201)), (removed.text, added.text)

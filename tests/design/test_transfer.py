@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
 from overture.catalog import load_catalog
 from overture.demo import CATALOG_PATH
@@ -10,6 +11,7 @@ from overture.design import transfer
 from overture.design.catalog import assemble
 from overture.design.errors import Invalid
 from overture.store import Database
+from overture.store.models import AuditEntry
 from tests.design.helpers import ADMIN, demo_files
 
 
@@ -47,6 +49,17 @@ def test_import_applies_changes_and_removals(database: Database) -> None:
         summary = transfer.import_catalog(s, ADMIN, files)
     assert summary["offers"] == {"added": [], "changed": ["APP-DOWNLOAD"], "removed": ["MTG-GREEN"]}
     assert summary["treatment_rules"]["changed"] == ["home-buyers-mortgages"]
+    with database.session() as s:  # each change is audited like an edit, with before/after
+        entries = {
+            (e.action, e.key): e
+            for e in s.scalars(select(AuditEntry).where(AuditEntry.operator == ADMIN.name))
+        }
+    removed = entries["offers.delete", "MTG-GREEN"]
+    assert removed.before is not None and removed.before["name"] == "Green mortgage"
+    changed = entries["offers.update", "APP-DOWNLOAD"]
+    assert changed.before != changed.after and "Download our app" in str(changed.after)
+    assert ("treatment_rules.update", "home-buyers-mortgages") in entries
+    assert ("catalog.import", "") in entries
 
 
 def test_an_invalid_catalog_imports_nothing(database: Database) -> None:

@@ -113,7 +113,24 @@ def _merge_document(text: str, file: str, source: Source) -> None:
             )
         )
         return
-    reader = _NodeReader(file, source)
+    reader = _NodeReader(file, source, budget=10 * len(text) + 10_000)
+    try:
+        _merge_sections(node, reader, source)
+    except (_AliasError, RecursionError) as exc:
+        message = (
+            str(exc)
+            if isinstance(exc, _AliasError)
+            else "YAML aliases refer to the node that contains them, or nest too deep"
+        )
+        source.issues.append(Issue((), f"invalid YAML: {message}", file=file))
+
+
+class _AliasError(Exception):
+    """YAML aliases that would make the document endless or explode in size."""
+
+
+def _merge_sections(node: yaml.MappingNode, reader: _NodeReader, source: Source) -> None:
+    file = reader.file
     for key_node, value_node in node.value:
         key = reader.scalar_key(key_node, ())
         if key is None:
@@ -178,10 +195,14 @@ def _merge_section(key: str, value_node: yaml.Node, reader: _NodeReader, source:
 class _NodeReader:
     """Builds Python values from YAML nodes, recording each one's location."""
 
-    def __init__(self, file: str, source: Source) -> None:
+    def __init__(self, file: str, source: Source, budget: int) -> None:
         self.file = file
         self.source = source
         self.constructor = yaml.constructor.SafeConstructor()
+        # Aliases make the node tree a graph: refuse cycles (an alias inside the node it
+        # names) and expansion far beyond the text's size (a "billion laughs" document).
+        self.budget = budget
+        self.open: set[int] = set()
 
     def scalar_key(self, node: yaml.Node, path: Path) -> str | None:
         if not isinstance(node, yaml.ScalarNode):
@@ -194,6 +215,20 @@ class _NodeReader:
         return str(node.value)
 
     def value(self, node: yaml.Node, path: Path) -> Any:
+        self.budget -= 1
+        if self.budget < 0:
+            raise _AliasError("YAML aliases expand to far more data than the file holds")
+        if id(node) in self.open:
+            raise _AliasError(
+                f"a YAML alias at line {node.start_mark.line + 1} refers to a node that contains it"
+            )
+        self.open.add(id(node))
+        try:
+            return self._value(node, path)
+        finally:
+            self.open.discard(id(node))
+
+    def _value(self, node: yaml.Node, path: Path) -> Any:
         mark = node.start_mark
         block = isinstance(node, yaml.ScalarNode) and node.style in ("|", ">")
         self.source.locations[path] = Location(self.file, mark.line + 1, mark.column + 1, block)

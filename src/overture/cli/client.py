@@ -101,8 +101,13 @@ class Api:
 
     def __init__(self, url: str, token: str | None, timeout: float = 120.0) -> None:
         self.url = url
+        if token is not None and not token.isascii():
+            raise ApiError("the token holds characters no token has: log in again")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=url, headers=headers, timeout=timeout)
+        try:
+            self._http = httpx.Client(base_url=url, headers=headers, timeout=timeout)
+        except (httpx.InvalidURL, ValueError) as exc:
+            raise ApiError(f"{url!r} is not a usable URL: {exc}") from None
 
     @classmethod
     def connect(cls, url: str | None = None) -> Api:
@@ -110,8 +115,9 @@ class Api:
         token = os.environ.get("OVERTURE_TOKEN")
         if token is None:
             saved = load_credentials()["servers"].get(base)
-            token = saved["token"] if isinstance(saved, dict) else None
-        if token is None:
+            found = saved.get("token") if isinstance(saved, dict) else None
+            token = found if isinstance(found, str) else None
+        if not token:
             raise ApiError(f"not logged in to {base}: run `overture login --url {base}`")
         return cls(base, token)
 
@@ -138,7 +144,7 @@ class Api:
             answer = self._http.request(
                 method, path, json=json_body, params=params, headers=headers
             )
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise ApiError(
                 f"cannot reach the design API at {self.url} ({exc}); is `overture serve` "
                 "running there?"

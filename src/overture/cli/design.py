@@ -16,12 +16,13 @@ issue of an invalid catalog) and exit non-zero.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ParamSpec
 
 import typer
 from rich.table import Table
@@ -29,6 +30,7 @@ from rich.table import Table
 from overture.cli._app import app, err, escape, fail, out
 from overture.cli.client import Api, ApiError, forget_login, save_login, server_url
 
+P = ParamSpec("P")
 UrlOption = Annotated[
     str | None,
     typer.Option(
@@ -57,6 +59,24 @@ def _api(url: str | None) -> Iterator[Api]:
         raise typer.Exit(1) from None
 
 
+def _answers(command: Callable[P, None]) -> Callable[P, None]:
+    """An answer without what the design API always sends means the URL is something else:
+    say so, rather than show a traceback."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            command(*args, **kwargs)
+        except (KeyError, TypeError, AttributeError) as exc:
+            fail(
+                f"[red]error[/] unexpected answer from the server ({type(exc).__name__}: "
+                f"{escape(str(exc))}): is the URL the Overture design API?",
+                1,
+            )
+
+    return run
+
+
 def _report(exc: ApiError) -> None:
     err.print(f"[red]error[/] {escape(str(exc))}", soft_wrap=True)
     for issue in exc.issues:
@@ -69,6 +89,7 @@ def _report(exc: ApiError) -> None:
 
 # -- session ---------------------------------------------------------------------------------
 @app.command()
+@_answers
 def login(
     url: UrlOption = None,
     user: Annotated[str | None, typer.Option("--user", "-u", help="Operator name.")] = None,
@@ -99,6 +120,7 @@ def login(
 
 
 @app.command()
+@_answers
 def logout(url: UrlOption = None) -> None:
     """Revoke the saved token and forget it."""
     base = server_url(url)
@@ -106,7 +128,14 @@ def logout(url: UrlOption = None) -> None:
         with Api.connect(base) as api:
             api.post("/v1/design/auth/logout")
     except ApiError as exc:
-        if exc.status not in (0, 401):  # already gone or not logged in: nothing to revoke
+        if exc.status == 0 and "not logged in" not in str(exc):
+            forget_login(base)
+            fail(
+                f"[yellow]forgot the token here, but could not revoke it[/] ({escape(str(exc))}): "
+                "it stays valid on the server until it expires",
+                1,
+            )
+        if exc.status not in (0, 401):  # 401: already expired or revoked
             _report(exc)
             raise typer.Exit(1) from None
     forget_login(base)
@@ -114,6 +143,7 @@ def logout(url: UrlOption = None) -> None:
 
 
 @app.command()
+@_answers
 def whoami(url: UrlOption = None) -> None:
     """Who the saved token belongs to, and their roles."""
     with _api(url) as api:
@@ -122,6 +152,7 @@ def whoami(url: UrlOption = None) -> None:
 
 
 @app.command()
+@_answers
 def password(url: UrlOption = None) -> None:
     """Change your password (your other sessions end)."""
     current = typer.prompt("Current password", hide_input=True)
@@ -135,6 +166,7 @@ def password(url: UrlOption = None) -> None:
 
 # -- catalog ---------------------------------------------------------------------------------
 @catalog_app.command("import")
+@_answers
 def catalog_import(
     path: Annotated[Path, typer.Argument(help="A catalog folder (its *.yaml files) or one file.")],
     url: UrlOption = None,
@@ -152,6 +184,7 @@ def catalog_import(
 
 
 @catalog_app.command("export")
+@_answers
 def catalog_export(
     folder: Annotated[Path, typer.Argument(help="Folder to write the YAML files into.")],
     url: UrlOption = None,
@@ -212,6 +245,7 @@ CodesArgument = Annotated[list[str] | None, typer.Argument(help="Offer codes.", 
 
 
 @offers_app.command("list")
+@_answers
 def offers_list(
     url: UrlOption = None,
     status: Annotated[
@@ -242,6 +276,7 @@ def offers_list(
 
 
 @offers_app.command("submit")
+@_answers
 def offers_submit(
     codes: CodesArgument = None,
     all_: Annotated[bool, typer.Option("--all", help="Every draft or rejected offer.")] = False,
@@ -252,6 +287,7 @@ def offers_submit(
 
 
 @offers_app.command("approve")
+@_answers
 def offers_approve(
     codes: CodesArgument = None,
     all_: Annotated[bool, typer.Option("--all", help="Every pending offer.")] = False,
@@ -263,6 +299,7 @@ def offers_approve(
 
 
 @offers_app.command("reject")
+@_answers
 def offers_reject(
     codes: Annotated[list[str], typer.Argument(help="Offer codes.")],
     comment: Annotated[str, typer.Option(help="Why: the offer manager reads it.")],
@@ -335,6 +372,7 @@ def _each(targets: list[tuple[str, int]], act: Callable[[str, int], Any]) -> lis
 
 # -- environments and deployments --------------------------------------------------------------
 @app.command()
+@_answers
 def environments(url: UrlOption = None) -> None:
     """Runtime environments and the deployment each one runs."""
     with _api(url) as api:
@@ -349,6 +387,7 @@ def environments(url: UrlOption = None) -> None:
 
 
 @app.command()
+@_answers
 def plan(env: EnvOption, url: UrlOption = None, as_json: JsonFlag = False) -> None:
     """What deploying to ENV now would change, and whether it can be deployed."""
     with _api(url) as api:
@@ -382,6 +421,7 @@ def plan(env: EnvOption, url: UrlOption = None, as_json: JsonFlag = False) -> No
 
 
 @app.command()
+@_answers
 def deploy(
     env: EnvOption,
     comment: Annotated[str, typer.Option(help="Why; kept with the deployment.")] = "",
@@ -404,6 +444,7 @@ def deploy(
 
 
 @app.command()
+@_answers
 def deployments(env: EnvOption, url: UrlOption = None, as_json: JsonFlag = False) -> None:
     """The deployment history of ENV, newest first."""
     with _api(url) as api:
@@ -432,6 +473,7 @@ def deployments(env: EnvOption, url: UrlOption = None, as_json: JsonFlag = False
 
 
 @app.command()
+@_answers
 def rollback(
     env: EnvOption,
     to: Annotated[int, typer.Option("--to", min=1, help="The deployment number to run again.")],

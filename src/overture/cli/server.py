@@ -38,11 +38,18 @@ app.add_typer(users_app, name="users")
 
 
 def _open(url: str | None) -> Database:
-    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
     from overture.store import Database
 
-    db = Database(url)
+    try:
+        db = Database(url)
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+        fail(
+            f"[red]cannot use the database URL[/] ({exc}): give a SQLite file, "
+            "sqlite:///path or postgresql://user@host/db",
+            2,
+        )
     try:
         with db.engine.connect():
             pass

@@ -9,6 +9,7 @@ one environment; only their hash is stored, the key itself is shown once.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -29,6 +30,9 @@ from overture.store.models import (
 )
 
 TOKEN_LIFETIME = dt.timedelta(hours=12)
+NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_.\-]{0,63}$"
+"""An operator's name: a letter, then letters, digits, `_`, `.` or `-`; 64 at most (it is
+part of URLs, audit entries and the command line)."""
 
 
 class LoginFailed(ServiceError):
@@ -60,6 +64,11 @@ def create_operator(
     session: Session, actor: Actor, name: str, password: str, roles: list[str] | set[str]
 ) -> Operator:
     roles = _check_roles(roles)
+    if not re.fullmatch(NAME_PATTERN, name):
+        raise ServiceError(
+            f"{name!r} is not a valid operator name: a letter, then letters, digits, "
+            "'_', '.' or '-' (64 characters at most)"
+        )
     if session.scalar(select(Operator).where(func.lower(Operator.name) == name.lower())):
         raise Conflict(f"an operator named {name!r} already exists")
     try:
@@ -81,9 +90,20 @@ def update_operator(
     roles: list[str] | None = None,
     disabled: bool | None = None,
     password: str | None = None,
+    keep_token: str | None = None,
 ) -> Operator:
+    """Change an operator. Disabling them or setting their password ends their sessions
+    (all but `keep_token`: changing your own password keeps you logged in)."""
     op = operator(session, name)
     before = {"roles": sorted(op.role_names), "disabled": op.disabled}
+    losing_admin = "administrator" in op.role_names and (
+        disabled or (roles is not None and "administrator" not in roles)
+    )
+    if losing_admin and not _other_active_administrator(session, op):
+        raise Conflict(
+            f"{name} is the last active administrator: make someone else administrator "
+            "first, or nobody could manage operators any more"
+        )
     if roles is not None:
         wanted = _check_roles(roles)
         op.roles = [r for r in op.roles if r.role in wanted] + [
@@ -97,7 +117,7 @@ def update_operator(
         except ValueError as exc:
             raise ServiceError(str(exc)) from None
     if disabled or password is not None:
-        revoke_all(session, op)
+        revoke_all(session, op, keep=keep_token)
     session.flush()
     after = {
         "roles": sorted(op.role_names),
@@ -132,11 +152,12 @@ def login(
     session: Session, name: str, password: str, lifetime: dt.timedelta = TOKEN_LIFETIME
 ) -> Login:
     op = session.scalar(select(Operator).where(Operator.name == name))
-    # the same answer for an unknown name, a wrong password and a disabled operator
-    if op is None or op.disabled or not verify_password(op.password_hash, password):
-        if op is None:
-            verify_password(_DUMMY_HASH, password)  # take as long as a real check
+    # the same answer, taking the same time, for an unknown name, a wrong password and a
+    # disabled operator: the password is always checked first
+    matches = verify_password(op.password_hash if op else _DUMMY_HASH, password)
+    if op is None or not matches or op.disabled:
         audit.record(session, name, "login.failed", "operators", name)
+        session.commit()  # kept although the request fails
         raise LoginFailed("wrong name or password")
     if needs_rehash(op.password_hash):
         op.password_hash = hash_password(password)
@@ -167,13 +188,22 @@ def logout(session: Session, token: str) -> None:
         audit.record(session, row.operator.name, "logout", "operators", row.operator.name)
 
 
-def revoke_all(session: Session, op: Operator) -> None:
+def revoke_all(session: Session, op: Operator, keep: str | None = None) -> None:
+    kept = hash_secret(keep) if keep else None
     for row in session.scalars(
         select(AccessToken).where(
             AccessToken.operator_id == op.id, AccessToken.revoked_at.is_(None)
         )
     ):
-        row.revoked_at = utcnow()
+        if row.token_hash != kept:
+            row.revoked_at = utcnow()
+
+
+def _other_active_administrator(session: Session, op: Operator) -> bool:
+    return any(
+        "administrator" in other.role_names and not other.disabled and other.id != op.id
+        for other in session.scalars(select(Operator))
+    )
 
 
 # -- environments and API keys -------------------------------------------------------------

@@ -18,7 +18,8 @@ from typing import Any
 from fastapi import Depends, FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException
 
 import overture
@@ -26,9 +27,11 @@ from overture.design.errors import ServiceError
 from overture.design.http import (
     BodyLimit,
     checked_query,
+    data_error,
     http_error,
     integrity_error,
     service_error,
+    stale_error,
     unexpected_error,
     validation_error,
 )
@@ -64,6 +67,8 @@ def create_app(db: Database) -> FastAPI:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(IntegrityError, integrity_error)
+    app.add_exception_handler(DataError, data_error)
+    app.add_exception_handler(StaleDataError, stale_error)
     app.add_exception_handler(Exception, unexpected_error)
     app.add_middleware(
         BodyLimit, limit=BODY_LIMIT, larger={"/v1/design/catalog/import": IMPORT_LIMIT}

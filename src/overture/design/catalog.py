@@ -23,7 +23,14 @@ from overture.catalog.issues import Issue
 from overture.catalog.model import Catalog
 from overture.catalog.validate import validate_catalog
 from overture.design import audit, codec
-from overture.design.errors import Conflict, Invalid, NotFound, PreconditionRequired, Stale
+from overture.design.errors import (
+    Conflict,
+    Invalid,
+    NotFound,
+    PreconditionRequired,
+    ServiceError,
+    Stale,
+)
 from overture.design.kinds import BY_SECTION, NAMED_KINDS, CatalogSettings, Kind
 from overture.store.models import CATALOG_TABLES, CatalogSettingsRow, Lock, OfferRow, utcnow
 
@@ -194,8 +201,14 @@ def _stored(kind: Kind, row: Any, warnings: list[dict[str, Any]] | None = None) 
     )
 
 
+ANY_VERSION = -1
+"""`If-Match: *`: the client knowingly changes whatever version is current."""
+
+
 def expect_version(current: int, expected: int | None, what: str) -> None:
     """Optimistic concurrency: an update must say which version it was based on."""
+    if expected == ANY_VERSION:
+        return
     if expected is None:
         raise PreconditionRequired(
             f"say which version of {what} you changed: send If-Match with its ETag",
@@ -222,7 +235,14 @@ def list_objects(
     table = CATALOG_TABLES[kind.section]
     stmt = select(table).order_by(table.position, table.id)
     if q:
-        stmt = stmt.where(func.lower(table.name).contains(q.lower()))
+        stmt = stmt.where(func.lower(table.name).contains(q.lower(), autoescape=True))
+    fields = kind.fields
+    for name in filters or {}:
+        if name not in fields:
+            raise ServiceError(
+                f"cannot filter {kind.section} on {name!r}: it has no such field; "
+                f"fields: {', '.join(fields)}"
+            )
     items = [_stored(kind, row) for row in session.scalars(stmt)]
     items = [i for i in items if _matches(i.spec, filters or {})]
     return items[offset : offset + limit], len(items)

@@ -18,9 +18,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from overture.auth import PERMISSIONS, ROLES, Permission, allowed
 from overture.catalog.validate import explain_error
 from overture.design import access
-from overture.design.catalog import Actor
+from overture.design.catalog import ANY_VERSION, Actor
 from overture.design.errors import ServiceError
-from overture.design.schemas import BIGINT_MAX
+from overture.design.schemas import INT_MAX
 from overture.store import Database
 
 log = logging.getLogger("overture.design")
@@ -123,6 +123,31 @@ async def integrity_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def stale_error(request: Request, exc: Exception) -> JSONResponse:
+    """A versioned row changed under a write the service did not guard itself."""
+    return problem(
+        409,
+        "Stale version",
+        "what you changed was changed by someone else meanwhile; nothing was applied: "
+        "read again and retry",
+        request,
+        slug="stale-version",
+    )
+
+
+async def data_error(request: Request, exc: Exception) -> JSONResponse:
+    """A value the database refused to store (a NUL in text, a number out of range): the
+    checks before should have caught it; say so rather than 500."""
+    log.warning("data error on %s %s: %s", request.method, request.url.path, exc)
+    return problem(
+        400,
+        "Bad request",
+        "a value in the request cannot be stored (text with a NUL character, or a number "
+        "out of range); nothing was applied",
+        request,
+    )
+
+
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     return problem(
@@ -164,13 +189,17 @@ def checked_query(request: Request) -> None:
     way the answer would be to another question than the one asked."""
     known = _query_names(request.scope.get("route"))
     seen: set[str] = set()
-    for name, _ in request.query_params.multi_items():
+    for name, value in request.query_params.multi_items():
+        if "\x00" in value:
+            raise ServiceError(f"query parameter {name!r} holds a NUL character (%00)")
         if name not in known:
             takes = f"it takes {', '.join(sorted(known))}" if known else "it takes none"
             raise ServiceError(f"unknown query parameter {name!r}: {takes}")
         if name in seen and name not in REPEATABLE:
             raise ServiceError(f"query parameter {name!r} is given more than once; give it once")
         seen.add(name)
+    if any("\x00" in v for v in request.path_params.values()):
+        raise ServiceError("the path holds a NUL character (%00)")
 
 
 def _query_names(route: Any) -> frozenset[str]:
@@ -199,7 +228,7 @@ def etag(version: int) -> str:
     return f'"{version}"'
 
 
-PathNumber = Annotated[int, Path(ge=1, le=BIGINT_MAX, description="A positive whole number")]
+PathNumber = Annotated[int, Path(ge=1, le=INT_MAX, description="A positive whole number")]
 """An id or a deployment number in a path."""
 
 
@@ -208,6 +237,8 @@ def if_match(request: Request) -> int | None:
     header = request.headers.get("if-match")
     if header is None:
         return None
+    if header.strip() == "*":  # RFC 9110: whatever the current version is
+        return ANY_VERSION
     text = header.strip().removeprefix("W/").strip('"')
     if not text.isdigit() or len(text) > 18:
         raise ServiceError(f'If-Match must be the ETag you read, such as "3"; got {header!r}')

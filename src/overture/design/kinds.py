@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -53,6 +54,14 @@ class Kind:
         model: BaseModel = self.adapter.validate_python(data)
         return model
 
+    @property
+    def fields(self) -> list[str]:
+        """Top-level field names (of every member, for a union such as policies)."""
+        models = [
+            m for m in _members(self.model) if isinstance(m, type) and issubclass(m, BaseModel)
+        ]
+        return list(dict.fromkeys(name for m in models for name in m.model_fields))
+
     def key_of(self, obj: BaseModel) -> str:
         value: str = getattr(obj, self.key)
         return value
@@ -72,6 +81,15 @@ OFFERS = Kind("offers", "offers", "offer", Offer, Permission.AUTHOR, key="code")
 BY_SECTION = {k.section: k for k in (*NAMED_KINDS, OFFERS)}
 
 _ADAPTERS: dict[str, TypeAdapter[Any]] = {}
+
+
+def _members(tp: Any) -> list[Any]:
+    """The classes in a type: itself, or the members of an (annotated) union."""
+    if get_origin(tp) is Annotated:
+        return _members(get_args(tp)[0])
+    if get_origin(tp) in (Union, UnionType):
+        return [m for arg in get_args(tp) for m in _members(arg)]
+    return [tp]
 
 
 def _adapter(section: str) -> TypeAdapter[Any]:

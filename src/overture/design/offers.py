@@ -31,7 +31,7 @@ from overture.design.catalog import (
     flush_or_taken,
     lock_catalog,
 )
-from overture.design.errors import Conflict, NotFound
+from overture.design.errors import Conflict, NotFound, ServiceError
 from overture.store.models import Approval, Deployment, Environment, OfferRevision, OfferRow, utcnow
 
 STATUSES = ("draft", "pending", "approved", "rejected")
@@ -76,7 +76,9 @@ def list_offers(
 ) -> tuple[list[Stored[Offer]], int]:
     stmt = select(OfferRow).order_by(OfferRow.position, OfferRow.id)
     if q:
-        stmt = stmt.where(func.lower(OfferRow.code).contains(q.lower()))
+        stmt = stmt.where(func.lower(OfferRow.code).contains(q.lower(), autoescape=True))
+    if status is not None and status not in STATUSES:
+        raise ServiceError(f"unknown status {status!r}; statuses: {', '.join(STATUSES)}")
     if category:
         stmt = stmt.where(OfferRow.category == category)
     items = [_stored(r) for r in session.scalars(stmt)]

@@ -6,9 +6,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 from overture.catalog.model import Name, Offer
+from overture.design.access import NAME_PATTERN
 
 T = TypeVar("T")
 S = TypeVar("S")
@@ -22,13 +30,34 @@ Timestamp = Annotated[dt.datetime, AfterValidator(_utc)]
 """A UTC instant, sent as RFC 3339 with its zone (the database keeps naive UTC)."""
 
 
-BIGINT_MAX = 2**63 - 1
-"""The largest number a database column holds: ids, numbers and offsets are bounded by it,
-so an absurd one is a 422 that says so rather than a driver overflow."""
+INT_MAX = 2**31 - 1
+"""The largest number an id or number column holds (a 32-bit INTEGER): ids, numbers and
+offsets are bounded by it, so an absurd one is a 422 that says so, not a driver error."""
+
+
+def _no_nul(value: Any) -> Any:
+    """PostgreSQL text cannot hold NUL: refuse it in any string of a request body (the error
+    names the field) instead of failing at the database."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("text may not contain the NUL character (\\u0000)")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _no_nul(k)
+            _no_nul(v)
+    elif isinstance(value, list):
+        for v in value:
+            _no_nul(v)
+    return value
 
 
 class Input(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _text_without_nul(cls, value: Any) -> Any:
+        return _no_nul(value)
 
 
 class Issue(BaseModel):
@@ -89,7 +118,7 @@ NewPassword = Annotated[
     StringConstraints(min_length=10, max_length=200),
     Field(description="At least 10 characters; a passphrase of a few words is best"),
 ]
-OperatorName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_.\-]{0,63}$")]
+OperatorName = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 
 
 class LoginIn(Input):
@@ -173,7 +202,7 @@ class DeployIn(Input):
 
 
 class RollbackIn(Input):
-    to: int = Field(ge=1, le=BIGINT_MAX, description="The deployment number to deploy again")
+    to: int = Field(ge=1, le=INT_MAX, description="The deployment number to deploy again")
     comment: str = Field("", max_length=2000)
 
 

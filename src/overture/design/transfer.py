@@ -4,9 +4,10 @@ Export writes the head catalog as the files `overture init` writes (catalog.yaml
 categories.yaml, offers.yaml, targeting.yaml, policies.yaml), in catalog order. Import
 reads such files, validates them as `overture validate` does (all or nothing: a catalog
 with errors changes nothing), then brings the database to exactly that catalog: objects
-are created, changed or deleted; offers follow the approval workflow (a new or changed
-offer is a draft, or a new pending revision if it was approved); unchanged objects are
-left alone, so importing what was exported changes nothing.
+are created, changed or deleted, each audited with its before and after as an edit is;
+offers follow the approval workflow (a new or changed offer is a draft, or a new pending
+revision if it was approved); unchanged objects are left alone, so importing what was
+exported changes nothing.
 """
 
 from __future__ import annotations
@@ -137,6 +138,15 @@ def _import_settings(session: Session, actor: Actor, settings: CatalogSettings) 
     body = codec.encode(settings)
     if row is not None and row.body == body:
         return False
+    audit.record(
+        session,
+        actor.name,
+        "settings.update",
+        "settings",
+        "",
+        before=codec.load(row.body) if row else None,
+        after=codec.load(body),
+    )
     if row is None:
         session.add(CatalogSettingsRow(id=1, body=body, updated_by=actor.name))
     else:
@@ -168,9 +178,21 @@ def _import_named(
                 )
             )
             changes["added"].append(key)
+            audit.record(
+                session, actor.name, f"{section}.create", section, key, after=codec.load(body)
+            )
         elif row.body != body or row.position != position:
             if row.body != body:
                 changes["changed"].append(key)
+                audit.record(
+                    session,
+                    actor.name,
+                    f"{section}.update",
+                    section,
+                    key,
+                    before=codec.load(row.body),
+                    after=codec.load(body),
+                )
             row.body, row.position, row.updated_by, row.updated_at = (
                 body,
                 position,
@@ -179,6 +201,9 @@ def _import_named(
             )
     for key, row in rows.items():
         if key not in wanted:
+            audit.record(
+                session, actor.name, f"{section}.delete", section, key, before=codec.load(row.body)
+            )
             session.delete(row)
             changes["removed"].append(key)
     return changes
@@ -209,12 +234,24 @@ def _import_offers(session: Session, actor: Actor, offers: list[Any]) -> dict[st
             session.flush()
             row.head_revision_id = revision.id
             changes["added"].append(offer.code)
+            audit.record(
+                session, actor.name, "offers.create", "offers", offer.code, after=codec.load(body)
+            )
             continue
         head = row.head
         assert head is not None
         changed = head.body != body
         if changed:
             changes["changed"].append(offer.code)
+            audit.record(
+                session,
+                actor.name,
+                "offers.update",
+                "offers",
+                offer.code,
+                before=codec.load(head.body),
+                after=codec.load(body),
+            )
             if head.status == "approved":
                 revision = OfferRevision(
                     offer_id=row.id,
@@ -236,6 +273,14 @@ def _import_offers(session: Session, actor: Actor, offers: list[Any]) -> dict[st
             row.updated_by, row.updated_at = actor.name, utcnow()
     for code, row in rows.items():
         if code not in wanted:
+            audit.record(
+                session,
+                actor.name,
+                "offers.delete",
+                "offers",
+                code,
+                before=codec.load(row.head.body) if row.head else None,
+            )
             for revision in session.scalars(
                 select(OfferRevision).where(OfferRevision.offer_id == row.id)
             ):

@@ -82,7 +82,9 @@ def change_password(request: Request, body: PasswordIn, actor: Self) -> Response
         op = access.operator(s, actor.name)
         if not verify_password(op.password_hash, body.current):
             raise Forbidden("the current password is wrong")
-        access.update_operator(s, actor, actor.name, password=body.new)
+        access.update_operator(
+            s, actor, actor.name, password=body.new, keep_token=request.state.token
+        )
     return Response(status_code=204)
 
 

@@ -14,11 +14,11 @@ from overture.design.catalog import Actor, Stored
 from overture.design.errors import ServiceError
 from overture.design.http import database, etag, if_match, require
 from overture.design.kinds import NAMED_KINDS, CatalogSettings, Kind
-from overture.design.schemas import BIGINT_MAX, ObjectOut, Page
+from overture.design.schemas import INT_MAX, ObjectOut, Page
 
 Reader = Annotated[Actor, Depends(require(Permission.READ))]
 Limit = Annotated[int, Query(ge=1, le=500, description="At most this many items")]
-Offset = Annotated[int, Query(ge=0, le=BIGINT_MAX, description="Skip this many items")]
+Offset = Annotated[int, Query(ge=0, le=INT_MAX, description="Skip this many items")]
 Filters = Annotated[
     list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z_]+:")]] | None,
     Query(
