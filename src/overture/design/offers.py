@@ -101,14 +101,14 @@ def _running(session: Session) -> dict[str, dict[str, int]]:
     """Environment -> the offers its current deployment holds (code -> revision)."""
     out: dict[str, dict[str, int]] = {}
     for env in session.scalars(select(Environment).order_by(Environment.id)):
-        current = session.scalar(
-            select(Deployment)
+        offers = session.scalar(  # only the offers column: snapshots are large
+            select(Deployment.offers)
             .where(Deployment.environment_id == env.id)
             .order_by(Deployment.number.desc())
             .limit(1)
         )
-        if current is not None:
-            out[env.name] = current.offers
+        if offers is not None:
+            out[env.name] = offers
     return out
 
 
