@@ -36,6 +36,7 @@ test: lint
 bench: $(BIN)/overture
 	$(BIN)/python -m benchmarks.rules
 	$(BIN)/python -m benchmarks.engine
+	$(BIN)/python -m benchmarks.design
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .mypy_cache .ruff_cache .pytest_cache .hypothesis

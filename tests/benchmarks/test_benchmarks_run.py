@@ -17,3 +17,12 @@ def test_rule_benchmark_runs() -> None:
 
     result = rules.main(seconds=0.05)
     assert result["compiled"] > 0 and result["interpreted"] > 0
+
+
+def test_design_benchmark_runs() -> None:
+    from benchmarks import design
+
+    result = design.main(rounds=2)
+    figures = result["SQLite"]
+    assert set(figures) >= {"GET /auth/me (baseline)", "deploy staging", "GET an offer"}
+    assert all(ms > 0 for ms in figures.values())
