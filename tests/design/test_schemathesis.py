@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
+from schemathesis.core.failures import AcceptedNegativeData, Failure, FailureGroup
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from overture.design import access, transfer
@@ -64,10 +66,7 @@ pg_schema = schemathesis.openapi.from_asgi("/openapi.json", PG_APP or APP)
 
 
 # CI runs a fixed, bounded set of examples (derandomized, so a red run is reproducible);
-# OVERTURE_SCHEMATHESIS_EXAMPLES=150 explores further with fresh random examples. Such runs
-# also report ST201 "schema-violating request accepted" where a negative example serializes
-# to a valid query string (null or false sent as the text "false" to a string parameter):
-# the request the server receives is valid, so those are not defects.
+# OVERTURE_SCHEMATHESIS_EXAMPLES=150 explores further with fresh random examples.
 _DEEP = int(os.environ.get("OVERTURE_SCHEMATHESIS_EXAMPLES", "0"))
 
 
@@ -103,4 +102,27 @@ def _check(app: Any, case: Any) -> None:
     # Every other check too, but "schema-valid data is accepted": the catalog has rules a
     # schema cannot express (references, rule types, workflow state), so such requests get
     # a 409 or a 422 listing what is wrong, by design.
-    case.validate_response(response, excluded_checks=[positive_data_acceptance])
+    try:
+        case.validate_response(response, excluded_checks=[positive_data_acceptance])
+    except (Failure, FailureGroup) as exc:
+        failures = list(exc.exceptions) if isinstance(exc, FailureGroup) else [exc]
+        real = [f for f in failures if not _not_really_negative(f)]
+        if real:
+            raise FailureGroup(real) from None
+
+
+_COMPONENT = re.compile(r"^\s*- (\w+): (.*)$", re.MULTILINE)
+
+
+def _not_really_negative(failure: Failure) -> bool:
+    """An ST201 whose only "violations" cannot reach the server as such: a query value
+    mutated to another JSON type (null, an array) is sent as text a string parameter
+    accepts, and the Authorization header the case dropped is added back by this test."""
+    if not isinstance(failure, AcceptedNegativeData):
+        return False
+    components = _COMPONENT.findall(failure.message)
+    return bool(components) and all(
+        (where == "query" and what.startswith("violates `type`"))
+        or (where == "header" and "Authorization" in what)
+        for where, what in components
+    )
