@@ -12,62 +12,36 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import secrets
 import statistics
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
-import uvicorn
 
 from overture.demo import CATALOG_PATH
 from overture.design import access
-from overture.design.app import create_app
 from overture.design.catalog import Actor
 from overture.store import Database
+from tests.design.server import live_server  # the servers the tests use
+from tests.integration import postgres_schema
 
 PASSWORD = "a long passphrase"
 
 
 @contextlib.contextmanager
-def _serve(db: Database) -> Iterator[str]:
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(db), host="127.0.0.1", port=0, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join()
-
-
-@contextlib.contextmanager
 def _databases() -> Iterator[list[tuple[str, Database]]]:
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, contextlib.ExitStack() as stack:
         found = [("SQLite", Database(str(Path(folder) / "overture.db")))]
-        url = os.environ.get("OVERTURE_TEST_POSTGRES_URL")
-        schema = f"bench_{secrets.token_hex(4)}"
-        if url:
-            with psycopg.connect(url, autocommit=True) as conn:
-                conn.execute(f"CREATE SCHEMA {schema}")
-            found.append(("PostgreSQL", Database(f"{url}?options=-csearch_path%3D{schema}")))
+        if os.environ.get("OVERTURE_TEST_POSTGRES_URL"):
+            found.append(("PostgreSQL", Database(stack.enter_context(postgres_schema()))))
         try:
             yield found
         finally:
             for _, db in found:
                 db.dispose()
-            if url:
-                with psycopg.connect(url, autocommit=True) as conn:
-                    conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def _ms(action: Callable[[], Any], rounds: int = 1) -> float:
@@ -84,7 +58,7 @@ def measure(db: Database, rounds: int) -> dict[str, float]:
     with db.session() as s:
         access.create_operator(s, Actor("bench"), "ann", PASSWORD, ["administrator"])
     files = {p.name: p.read_text() for p in sorted(CATALOG_PATH.glob("*.yaml"))}
-    with _serve(db) as url, httpx.Client(base_url=url, timeout=120) as api:
+    with live_server(db) as url, httpx.Client(base_url=url, timeout=120) as api:
         login = api.post("/v1/design/auth/login", json={"name": "ann", "password": PASSWORD})
         api.headers["Authorization"] = f"Bearer {login.json()['token']}"
         result = {"GET /auth/me (baseline)": _ms(lambda: api.get("/v1/design/auth/me"), rounds)}

@@ -77,8 +77,9 @@ def _answers(command: Callable[P, None]) -> Callable[P, None]:
     return run
 
 
-def _report(exc: ApiError) -> None:
-    err.print(f"[red]error[/] {escape(str(exc))}", soft_wrap=True)
+def _report(exc: ApiError, label: str = "error") -> None:
+    """The API's refusal, then each located problem it lists (with its hint)."""
+    err.print(f"[red]{escape(label)}[/] {escape(str(exc))}", soft_wrap=True)
     for issue in exc.issues:
         where = issue.get("where") or ""
         line = f"  {where}: {issue.get('message', '')}" if where else f"  {issue.get('message')}"
@@ -334,7 +335,7 @@ def _transition(
                 try:
                     found = api.get(f"/v1/design/offers/{code}").data
                 except ApiError as exc:
-                    _report(exc)
+                    _report(exc, f"{code}:")
                     failed += 1
                     continue
                 targets.append((code, found["version"]))
@@ -362,9 +363,7 @@ def _each(targets: list[tuple[str, int]], act: Callable[[str, int], Any]) -> lis
         try:
             act(code, version)
         except ApiError as exc:
-            err.print(f"[red]{code}[/]: {escape(str(exc))}", soft_wrap=True)
-            for issue in exc.issues:
-                err.print(f"  {escape(issue.get('where', ''))}: {escape(issue.get('message', ''))}")
+            _report(exc, f"{code}:")
             continue
         done.append(code)
     return done
