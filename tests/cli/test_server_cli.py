@@ -82,7 +82,7 @@ def test_first_start_creates_an_administrator_and_says_how_to_log_in(
     first.wait_ready()
     output = first.stop()
     assert (tmp_path / "overture.db").exists()
-    assert f"Overture design API on {first.url}" in output
+    assert f"Overture on {first.url}" in output
     assert "Imported the demo catalog" in output
     password = re.search(r"the password\s+(\S+)", output)
     assert password, output

@@ -171,11 +171,50 @@ class Audience(_Model):
     id_field: Identifier
     fields: dict[Identifier, FieldType]
     description: str = ""
+    # The runtime looks a profile id up in this table of its database (a row per profile,
+    # a column per field, keyed by id_field); None: requests carry the profile inline.
+    profile_table: Identifier | None = None
+
+
+EventName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")]
+"""As Interact names events: a letter, then letters, digits or `_` (compared ignoring case)."""
+
+
+class ChannelEvents(_Model):
+    """Which event names log a contact, an acceptance or a rejection on a channel (Interact
+    configures the same per interactive channel). Any other name is a custom event: stored
+    in the history, counted by no policy."""
+
+    presented: list[EventName] = Field(default_factory=lambda: ["presented", "contact"])
+    accepted: list[EventName] = Field(default_factory=lambda: ["accepted", "accept"])
+    rejected: list[EventName] = Field(default_factory=lambda: ["rejected", "reject"])
+
+    @model_validator(mode="after")
+    def _distinct(self) -> ChannelEvents:
+        seen: dict[str, str] = {}
+        for kind in ("presented", "accepted", "rejected"):
+            for name in getattr(self, kind):
+                if name.lower() in seen:
+                    raise ValueError(
+                        f"event name {name!r} is listed twice ({seen[name.lower()]} and "
+                        f"{kind}); names are compared ignoring case and log one thing each"
+                    )
+                seen[name.lower()] = kind
+        return self
+
+    def kind_of(self, name: str) -> str:
+        """presented, accepted, rejected or custom."""
+        lowered = name.lower()
+        for kind in ("presented", "accepted", "rejected"):
+            if any(lowered == n.lower() for n in getattr(self, kind)):
+                return kind
+        return "custom"
 
 
 class Channel(_Model):
     name: Name
     description: str = ""
+    events: ChannelEvents = Field(default_factory=ChannelEvents)
 
 
 class Zone(_Model):

@@ -87,7 +87,7 @@ def validate(
 
 
 @app.command()
-def decide(  # noqa: PLR0917 - one parameter per command-line option
+def decide(
     path: Annotated[Path, typer.Argument(help="A catalog YAML file or folder.")],
     placement: Annotated[
         list[str],

@@ -1,6 +1,7 @@
-"""Commands that run the design service or work on its database directly.
+"""Commands that run Overture or work on its database directly.
 
-    overture serve                      the design API on the embedded default (SQLite)
+    overture serve                      design API + runtime on the embedded default (SQLite)
+    overture serve --role runtime       a runtime-only node
     overture db upgrade|downgrade|current
     overture users add NAME --role R    add an operator (bootstrap and recovery)
 
@@ -63,21 +64,81 @@ def serve(
     database: DatabaseOption = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    role: Annotated[
+        str,
+        typer.Option(
+            help="all: the design API and the runtime (the embedded default); "
+            "runtime: a runtime-only node (several may serve one environment)."
+        ),
+    ] = "all",
+    env: Annotated[
+        list[str] | None,
+        typer.Option("--env", help="Environment to serve (repeat; default: all of them)."),
+    ] = None,
+    redis: Annotated[
+        str | None,
+        typer.Option(help="Redis URL for counters and sessions shared by several nodes."),
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
     demo: Annotated[
         bool,
-        typer.Option(help="On an empty catalog, import the demo bank's (as draft offers)."),
+        typer.Option(
+            help="On an empty catalog, import the demo bank's (as draft offers) and its "
+            "customers' profiles."
+        ),
     ] = False,
 ) -> None:
-    """Run the design API: migrate the database, create the first administrator if there
-    is no operator yet (printing how to log in), then serve until interrupted."""
+    """Serve the design API and the runtime (--role all), or only the runtime (--role
+    runtime). Migrates the database and, on the first start, creates the administrator
+    (printing how to log in). Serves until interrupted; on the way out, everything the
+    runtime accepted is written."""
+    import json
+
     import uvicorn
 
-    from overture.design import access, transfer
-    from overture.design.app import create_app
-    from overture.design.catalog import Actor
+    from overture.runtime.asgi import VARIABLE
 
+    if role not in ("all", "runtime"):
+        fail(f"[red]--role is all or runtime, not {role!r}[/]", 2)
     db = _open(database)
     db.upgrade()
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    if role == "all":
+        _prepare_design(db, url, demo)
+    else:
+        out.print(f"Overture runtime node on [bold]{url}[/]", soft_wrap=True)
+        out.print(f"Database: {db.engine.url.render_as_string(hide_password=True)}")
+    out.print(
+        f"Runtime: POST {url}/v1/decisions, {url}/interact/servlet/RestServlet "
+        f"(OpenAPI: {url}/runtime/openapi.json); serving "
+        + (", ".join(env) if env else "every environment")
+        + (f"; counters and sessions in {redis}" if redis else ""),
+        soft_wrap=True,
+    )
+    os.environ[VARIABLE] = json.dumps(
+        {
+            "database": db.url,
+            "environments": env or None,
+            "redis": redis,
+            "design": role == "all",
+        }
+    )
+    db.dispose()
+    uvicorn.run(
+        "overture.runtime.asgi:create",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+def _prepare_design(db: Database, url: str, demo: bool) -> None:
+    from overture.design import access, transfer
+    from overture.design.catalog import Actor
+
     with db.session() as s:
         password = access.ensure_administrator(s)
         imported = demo and transfer.is_empty(s)
@@ -86,9 +147,12 @@ def serve(
 
             files = {p.name: p.read_text() for p in sorted(CATALOG_PATH.glob("*.yaml"))}
             transfer.import_catalog(s, Actor("overture"), files)
-    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-    out.print(f"Overture design API on [bold]{url}[/]  (OpenAPI: {url}/docs)", soft_wrap=True)
+    out.print(f"Overture on [bold]{url}[/]  (design API: {url}/docs)", soft_wrap=True)
     out.print(f"Database: {db.engine.url.render_as_string(hide_password=True)}")
+    if demo:
+        loaded = _demo_profiles(db)
+        if loaded:
+            out.print(f"Loaded {loaded:,} demo customers into table customers (C0000000…).")
     if imported:
         out.print("Imported the demo catalog (its offers are drafts, to submit and approve).")
     if password is not None:
@@ -102,8 +166,23 @@ def serve(
         )
     else:
         out.print(f"Log in with [bold]overture login --url {url} --user NAME[/]")
-    app_ = create_app(db)
-    uvicorn.run(app_, host=host, port=port, log_level="warning", access_log=False)
+
+
+DEMO_CUSTOMERS = 10_000
+
+
+def _demo_profiles(db: Database) -> int:
+    """Fill the demo's profile table, once."""
+    from sqlalchemy import inspect
+
+    from overture.catalog import load_catalog
+    from overture.demo import CATALOG_PATH, profiles
+    from overture.runtime.profiles import load_rows
+
+    if inspect(db.engine).has_table("customers"):
+        return 0
+    audience = load_catalog(CATALOG_PATH).audiences[0]
+    return load_rows(db, audience, profiles.generate(DEMO_CUSTOMERS).to_pylist())
 
 
 @db_app.command("upgrade")

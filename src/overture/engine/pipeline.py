@@ -118,7 +118,7 @@ class _State:
         self.errors: list[RuleFailure] = []
         self.categories: dict[str, bool] = {}  # category rules not reading offer.*, by name
         self.used: dict[tuple[str, str], int] = {}  # capping/inventory budget spent here
-        self.chosen: set[str] = set()
+        self.chosen: set[str] = set(request.exclude)
         self.segments = _Segments(plan.audiences[audience].segments, self)
         # by treatment group, computed on first use (_UNSET until then)
         self.treatment_scores: list[float | object | None] = [_UNSET] * len(plan.treatment_groups)
@@ -220,7 +220,9 @@ def _decide_placement(
                 traces,
                 code,
                 "arbitration",
-                "already chosen for an earlier placement of this request",
+                "excluded by the request"
+                if code in st.request.exclude
+                else "already chosen for an earlier placement of this request",
                 score,
             )
             continue

@@ -41,7 +41,9 @@ class DecisionRequest:
     `profile` holds attributes (typed or JSON-like values; they are coerced to the audience
     schema); `profile_id` identifies the profile for capping and suppression, and defaults
     to the audience's id field in `profile`. Without either, the request is anonymous.
-    `categories` and `themes` restrict the catalog, as Adobe's engine calls do.
+    `categories` and `themes` restrict the catalog, as Adobe's engine calls do; offers in
+    `exclude` are not proposed (a session excludes those accepted or rejected in it, as
+    Interact does).
     """
 
     placements: tuple[PlacementRequest, ...]
@@ -53,6 +55,7 @@ class DecisionRequest:
     themes: frozenset[str] = frozenset()
     now: dt.datetime | None = None
     explain: bool = False
+    exclude: frozenset[str] = frozenset()
 
     @classmethod
     def for_placements(
@@ -67,7 +70,7 @@ class DecisionRequest:
                 reqs.append(PlacementRequest(p[0], p[1]))
             else:
                 reqs.append(PlacementRequest(p))
-        for key in ("categories", "themes"):
+        for key in ("categories", "themes", "exclude"):
             if key in kwargs:
                 kwargs[key] = frozenset(kwargs[key])
         return cls(tuple(reqs), **kwargs)

@@ -1,0 +1,79 @@
+"""A runtime node: its parts, put together from a few settings, started and stopped.
+
+    node = RuntimeNode(RuntimeSettings(database="sqlite:///overture.db"))
+    await node.start()     # loads the current deployments, starts the recorder
+    ...                    # node.runtime decides; node.keys checks API keys
+    await node.stop()      # writes everything accepted, then stops
+
+Stateless apart from the database and the optional Redis: several nodes may serve one
+environment side by side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from overture.runtime.keys import ApiKeys
+from overture.runtime.ledger import Ledger
+from overture.runtime.metrics import Metrics
+from overture.runtime.plans import LivePlans
+from overture.runtime.profiles import ProfileSource
+from overture.runtime.recorder import Recorder
+from overture.runtime.service import Runtime
+from overture.runtime.sessions import MemorySessions, RedisSessions, SessionStore
+from overture.runtime.sql_ledger import SqlLedger
+from overture.store import Database
+
+
+@dataclass
+class RuntimeSettings:
+    database: str | None = None  # URL or SQLite path; None: OVERTURE_DATABASE_URL or default
+    environments: list[str] | None = None  # None: every environment
+    redis: str | None = None  # counters and sessions in Redis (shared by nodes)
+    poll_seconds: float = 1.0  # how often to look for a new deployment
+    session_idle_seconds: float = 1800.0
+    max_sessions: int = 100_000  # held in memory (without Redis)
+    profile_cache_seconds: float = 5.0
+    key_recheck_seconds: float = 30.0
+    redis_prefix: str = "overture"
+
+
+class RuntimeNode:
+    def __init__(self, settings: RuntimeSettings, db: Database | None = None) -> None:
+        self.settings = settings
+        self.db = db or Database(settings.database)
+        self.metrics = Metrics()
+        self.plans = LivePlans(self.db, settings.environments, settings.poll_seconds)
+        self.recorder = Recorder(self.db)
+        self.ledger: Ledger
+        self.sessions: SessionStore
+        if settings.redis:
+            from overture.runtime.redis_ledger import RedisLedger
+
+            self.ledger = RedisLedger(self.db, self.recorder, settings.redis, settings.redis_prefix)
+            self.sessions = RedisSessions(
+                settings.redis, settings.session_idle_seconds, settings.redis_prefix
+            )
+        else:
+            self.ledger = SqlLedger(self.db, self.recorder)
+            self.sessions = MemorySessions(settings.session_idle_seconds, settings.max_sessions)
+        self.profiles = ProfileSource(self.db, ttl_seconds=settings.profile_cache_seconds)
+        self.keys = ApiKeys(self.db, settings.key_recheck_seconds)
+        self.runtime = Runtime(self.plans, self.ledger, self.sessions, self.profiles, self.metrics)
+        self.started = False
+
+    async def start(self) -> None:
+        self.recorder.start()
+        await self.ledger.start()
+        await self.plans.start()
+        self.started = True
+
+    async def stop(self) -> None:
+        """Stop watching deployments, then write everything accepted (the recorder drains
+        its queue), then close connections."""
+        self.started = False
+        await self.plans.stop()
+        await asyncio.to_thread(self.recorder.close)
+        await self.ledger.close()
+        await self.sessions.close()

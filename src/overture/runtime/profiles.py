@@ -1,0 +1,175 @@
+"""Profiles looked up by id in the audience's profile table.
+
+An audience names a table of the runtime's database (`profile_table`), one row per
+profile, a column per schema field, keyed by the audience's id field; the table may have
+more columns (they are not read) or fewer (those fields are null). List fields are stored
+as JSON text. Rows are cached for a few seconds (bounded): a touchpoint asking for several
+placements one after the other reads the profile once, and an update reaches decisions
+within the cache's lifetime. `load_rows` fills a table, e.g. with the demo's customers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from concurrent.futures import Executor
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    inspect,
+    select,
+)
+from sqlalchemy.types import TypeEngine
+
+from overture.catalog import Audience
+from overture.store import Database
+
+_TYPES: dict[str, type[TypeEngine[Any]]] = {
+    "string": String,
+    "int": Integer,
+    "float": Float,
+    "bool": Boolean,
+    "date": Date,
+    "datetime": DateTime,
+    "list[string]": Text,
+}
+
+
+class ProfileTableError(LookupError):
+    """The audience's profile table is missing or cannot be read."""
+
+
+def table_for(audience: Audience, metadata: MetaData | None = None) -> Table:
+    """The table an audience's profiles are kept in, as `load_rows` creates it."""
+    assert audience.profile_table is not None
+    columns = [
+        Column(
+            name,
+            String(128) if kind.value == "string" else _TYPES[kind.value](),
+            primary_key=name == audience.id_field,
+        )
+        for name, kind in audience.fields.items()
+    ]
+    return Table(audience.profile_table, metadata or MetaData(), *columns)
+
+
+def load_rows(db: Database, audience: Audience, rows: Iterable[Mapping[str, Any]]) -> int:
+    """Create the audience's profile table if needed and insert `rows` (list fields as
+    JSON text). Returns how many rows were written."""
+    table = table_for(audience)
+    table.create(db.engine, checkfirst=True)
+    lists = [n for n, k in audience.fields.items() if k.value == "list[string]"]
+    batch: list[dict[str, Any]] = []
+    count = 0
+    with db.engine.begin() as conn:
+        for row in rows:
+            item = {k: row.get(k) for k in audience.fields}
+            for name in lists:
+                value = item[name]
+                if value is not None:
+                    item[name] = json.dumps(list(value))
+            batch.append(item)
+            if len(batch) >= 5000:
+                conn.execute(table.insert(), batch)
+                count += len(batch)
+                batch = []
+        if batch:
+            conn.execute(table.insert(), batch)
+            count += len(batch)
+    return count
+
+
+class ProfileSource:
+    def __init__(
+        self,
+        db: Database,
+        executor: Executor | None = None,
+        ttl_seconds: float = 5.0,
+        max_cached: int = 50_000,
+    ) -> None:
+        self.db = db
+        self.executor = executor
+        self.ttl = ttl_seconds
+        self.max_cached = max_cached
+        self._cache: OrderedDict[tuple[str, str], tuple[float, dict[str, Any] | None]] = (
+            OrderedDict()
+        )
+        self._tables: dict[tuple[str, tuple[str, ...]], tuple[Table, list[str]]] = {}
+
+    async def load(self, audience: Audience, profile_id: str) -> dict[str, Any] | None:
+        """The profile's attributes, or None when the table has no such row."""
+        assert audience.profile_table is not None
+        key = (audience.profile_table, profile_id)
+        now = time.monotonic()
+        hit = self._cache.get(key)
+        if hit is not None and now - hit[0] < self.ttl:
+            return hit[1]
+        loop = asyncio.get_running_loop()
+        row = await loop.run_in_executor(self.executor, self._read, audience, profile_id)
+        self._cache[key] = (now, row)
+        self._cache.move_to_end(key)
+        while len(self._cache) > self.max_cached:
+            self._cache.popitem(last=False)
+        return row
+
+    def _table(self, audience: Audience) -> tuple[Table, list[str]]:
+        assert audience.profile_table is not None
+        key = (audience.profile_table, tuple(audience.fields))
+        known = self._tables.get(key)
+        if known is None:
+            present = inspect(self.db.engine)
+            if not present.has_table(audience.profile_table):
+                raise ProfileTableError(
+                    f"audience {audience.name!r} looks profiles up in table "
+                    f"{audience.profile_table!r}, which the runtime database does not have; "
+                    "create it (overture profiles load) or send the profile inline"
+                )
+            columns = {c["name"] for c in present.get_columns(audience.profile_table)}
+            if audience.id_field not in columns:
+                raise ProfileTableError(
+                    f"table {audience.profile_table!r} has no column {audience.id_field!r} "
+                    f"(the id field of audience {audience.name!r})"
+                )
+            table = table_for(audience)
+            lists = [n for n, k in audience.fields.items() if k.value == "list[string]"]
+            table = Table(
+                audience.profile_table,
+                MetaData(),
+                *(c.copy() for c in table.columns if c.name in columns),
+            )
+            known = (table, lists)
+            self._tables[key] = known
+        return known
+
+    def _read(self, audience: Audience, profile_id: str) -> dict[str, Any] | None:
+        table, lists = self._table(audience)
+        with self.db.engine.connect() as conn:
+            row = (
+                conn.execute(select(table).where(table.c[audience.id_field] == profile_id))
+                .mappings()
+                .first()
+            )
+        if row is None:
+            return None
+        out = dict(row)
+        for name in lists:
+            value = out.get(name)
+            if isinstance(value, str):
+                try:
+                    out[name] = json.loads(value)
+                except ValueError:
+                    out[name] = None
+        return out

@@ -1,0 +1,217 @@
+"""The ledger in Redis (`--redis URL`): counts and claims in Redis, history in the database.
+
+Per profile, two sorted sets scored by time hold what policies count: `…:p:` the
+propositions and untracked presentations (trimmed to the longest capping window), `…:r:`
+the acceptances and rejections (trimmed to the longest suppression period, or kept when a
+policy suppresses for ever); a `…:v:` counter is the profile's version. Inventory
+counters are plain integers per offer and period. A claim is one Lua script, which Redis
+runs atomically: compare the version, check every inventory, then add and increment, or
+change nothing. So every node sharing the Redis sees one exact count.
+
+The history is still written to the database (the record, and what `overture counters
+rebuild` reloads Redis from): propositions after their claim succeeded, events before
+they are counted. A crash between the two leaves Redis short of a count, never over.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, cast
+
+from overture.runtime.ledger import Claim, ClaimResult, Entry, EventRecord, ProfileHistory
+from overture.runtime.plans import LivePlan
+from overture.runtime.recorder import Recorder
+from overture.runtime.sql_ledger import SqlLedger
+from overture.store import Database
+
+_LOAD = """
+local v = tonumber(redis.call('GET', KEYS[1]) or '0')
+local p = redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[1], '+inf', 'WITHSCORES')
+local r = redis.call('ZRANGEBYSCORE', KEYS[3], ARGV[2], '+inf', 'WITHSCORES')
+return {v, p, r}
+"""
+
+# KEYS: version, presented set, inventory keys...
+# ARGV: expected ('' = no comparison), n inventories, limits..., ttls..., now,
+#       presented window (s, 0 = keep), retention (s, 0 = keep), then score/member pairs
+_CLAIM = """
+local expected = ARGV[1]
+local n = tonumber(ARGV[2])
+if expected ~= '' then
+  local v = tonumber(redis.call('GET', KEYS[1]) or '0')
+  if v ~= tonumber(expected) then return {-1, v} end
+end
+for i = 1, n do
+  local used = tonumber(redis.call('GET', KEYS[2 + i]) or '0')
+  if used >= tonumber(ARGV[2 + i]) then return {-2, i, used} end
+end
+for i = 1, n do
+  redis.call('INCR', KEYS[2 + i])
+  local ttl = tonumber(ARGV[2 + n + i])
+  if ttl > 0 then redis.call('EXPIRE', KEYS[2 + i], ttl) end
+end
+if expected == '' then return {0} end
+local now = tonumber(ARGV[3 + 2 * n])
+local window = tonumber(ARGV[4 + 2 * n])
+local keep = tonumber(ARGV[5 + 2 * n])
+for j = 6 + 2 * n, #ARGV, 2 do
+  redis.call('ZADD', KEYS[2], ARGV[j], ARGV[j + 1])
+end
+if window > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. (now - window))
+  redis.call('EXPIRE', KEYS[2], window)
+end
+local v = redis.call('INCR', KEYS[1])
+if keep > 0 then redis.call('EXPIRE', KEYS[1], keep) end
+return {v}
+"""
+
+# KEYS: version, set; ARGV: score, member, ttl of the set (0 = keep), retention
+_COUNT = """
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
+if tonumber(ARGV[3]) > 0 then redis.call('EXPIRE', KEYS[2], ARGV[3]) end
+local v = redis.call('INCR', KEYS[1])
+if tonumber(ARGV[4]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[4]) end
+return v
+"""
+
+_DAY_TTL = 2 * 86400  # a day's inventory counter outlives its day
+
+
+class RedisLedger(SqlLedger):
+    """SqlLedger's database reads and writes, with counts and claims moved to Redis."""
+
+    def __init__(
+        self, db: Database, recorder: Recorder, url: str, prefix: str = "overture"
+    ) -> None:
+        import redis.asyncio as aioredis
+
+        super().__init__(db, recorder)
+        self.redis = aioredis.Redis.from_url(url)
+        self.prefix = prefix
+        self._load_script = self.redis.register_script(_LOAD)
+        self._claim_script = self.redis.register_script(_CLAIM)
+        self._count_script = self.redis.register_script(_COUNT)
+        self._live: dict[str, LivePlan] = {}  # retention per environment, as last seen
+
+    def _keys(self, env: str, audience: str, profile_id: str) -> tuple[str, str, str]:
+        base = f"{self.prefix}:{env}:{audience}:{profile_id}"
+        return f"{base}:v", f"{base}:p", f"{base}:r"
+
+    async def start(self) -> None:
+        await self.redis.ping()
+
+    async def close(self) -> None:
+        await super().close()
+        await self.redis.aclose()
+
+    async def load(self, live: LivePlan, audience: str, profile_id: str) -> ProfileHistory:
+        self._live[live.environment] = live
+        now = dt.datetime.now(dt.UTC).timestamp()
+        p_from = now - live.presented_window.total_seconds() if live.presented_window else now
+        r_from: float | str = "-inf"
+        if not live.responses_ever:
+            r_from = now - live.responses_window.total_seconds() if live.responses_window else now
+        version, presented, responses = await self._load_script(
+            keys=list(self._keys(live.environment, audience, profile_id)), args=[p_from, r_from]
+        )
+        entries = [
+            _entry(items[i], items[i + 1])
+            for items in (presented, responses)
+            for i in range(0, len(items), 2)
+        ]
+        return ProfileHistory.of(int(version), entries)
+
+    async def claim(self, claim: Claim) -> ClaimResult:
+        live = self._live.get(claim.environment)
+        window, keep = _retention(live)
+        version_key, presented_key, _r = self._keys(
+            claim.environment, claim.audience, claim.profile_id or ""
+        )
+        inv_keys = [
+            f"{self.prefix}:{claim.environment}:inventory:{i.offer_code}:{i.period}"
+            for i in claim.inventory
+        ]
+        args: list[Any] = [
+            "" if claim.expected is None or claim.profile_id is None else claim.expected,
+            len(claim.inventory),
+            *(i.limit for i in claim.inventory),
+            *(0 if i.period == "total" else _DAY_TTL for i in claim.inventory),
+            dt.datetime.now(dt.UTC).timestamp(),
+            window,
+            keep,
+        ]
+        for row, entry in zip(claim.propositions, claim.entries, strict=False):
+            args += [_score(entry.at), _member(row["tracking_code"], entry)]
+        result = cast(
+            list[int],
+            await self._claim_script(keys=[version_key, presented_key, *inv_keys], args=args),
+        )
+        if result[0] == -1:
+            return ClaimResult(False, conflict=True)
+        if result[0] == -2:
+            inv = claim.inventory[result[1] - 1]
+            return ClaimResult(False, exhausted=[(inv.offer_code, inv.period, int(result[2]))])
+        await self.recorder.submit(_insert_propositions, claim.propositions)
+        return ClaimResult(True, version=int(result[0]) if claim.expected is not None else None)
+
+    async def record_events(self, environment: str, events: list[EventRecord]) -> list[bool]:
+        stored = await super().record_events(environment, events)
+        live = self._live.get(environment)
+        window, keep = _retention(live)
+        for record, new in zip(events, stored, strict=True):
+            row, entry = record.row, record.entry
+            if not new or entry is None or row["profile_id"] is None:
+                continue
+            version_key, presented_key, responses_key = self._keys(
+                environment, row["audience"], row["profile_id"]
+            )
+            presented = entry.event == "presented"
+            await self._count_script(
+                keys=[version_key, presented_key if presented else responses_key],
+                args=[
+                    _score(entry.at),
+                    _member(row["event_id"], entry),
+                    window if presented else keep,
+                    keep,
+                ],
+            )
+        return stored
+
+
+def _insert_propositions(conn: Any, batches: list[list[dict[str, Any]]]) -> list[None]:
+    from sqlalchemy import insert
+
+    from overture.runtime.sql_ledger import P
+
+    rows = [row for batch in batches for row in batch]
+    if rows:
+        conn.execute(insert(P), rows)
+    return [None] * len(batches)
+
+
+def _retention(live: LivePlan | None) -> tuple[int, int]:
+    """(seconds of presentations to keep, seconds to keep the rest; 0 = for ever)."""
+    if live is None:
+        return 0, 0
+    window = int(live.presented_window.total_seconds()) if live.presented_window else 0
+    if live.responses_ever:
+        return window, 0
+    responses = int(live.responses_window.total_seconds()) if live.responses_window else 0
+    return window, max(window, responses)
+
+
+def _score(at: dt.datetime) -> float:
+    return at.replace(tzinfo=dt.UTC).timestamp()
+
+
+def _member(unique: str, entry: Entry) -> str:
+    return "|".join(
+        (unique, entry.event, entry.offer_code, entry.channel, " ".join(entry.categories))
+    )
+
+
+def _entry(member: bytes, score: bytes) -> Entry:
+    _unique, event, offer, channel, categories = member.decode().split("|", 4)
+    at = dt.datetime.fromtimestamp(float(score), dt.UTC).replace(tzinfo=None)
+    return Entry(event, offer, tuple(categories.split()), channel, at)

@@ -1,0 +1,610 @@
+"""The runtime: decisions, events and sessions, without HTTP (api.py and servlet.py serve it).
+
+A decision runs the engine on the environment's current plan with the profile's counted
+history, then claims its propositions (ledger.py): recorded and counted only if nothing
+changed meanwhile, else read again and decide again. The node keeps recently read
+profile histories and serializes its own decisions per profile, so a profile's second
+request does not read the database and never races the node's own first request; races
+with other nodes are caught by the claim.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import secrets
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import msgspec
+
+from overture.catalog import Audience
+from overture.engine import Decision, DecisionRequest, PlacementRequest, RequestError
+from overture.engine.request import Trace
+from overture.rules.parser import suggest
+from overture.runtime.ledger import (
+    Claim,
+    Entry,
+    EventRecord,
+    InventoryClaim,
+    InventoryView,
+    Ledger,
+    ProfileHistory,
+    ProfileKey,
+    RequestHistory,
+    period_of,
+)
+from overture.runtime.metrics import Metrics
+from overture.runtime.plans import LivePlan, LivePlans
+from overture.runtime.profiles import ProfileSource, ProfileTableError
+from overture.runtime.schemas import AudienceIn, DecisionIn, EventIn, SessionIn
+from overture.runtime.sessions import Session, SessionStore
+
+EVENT_KINDS = ("presented", "accepted", "rejected")
+
+
+class Unavailable(RuntimeError):
+    """The node cannot answer now (no deployment yet, too much contention): retry."""
+
+
+class NotServed(LookupError):
+    """The environment is not served by this node."""
+
+
+class SessionNotFound(LookupError):
+    pass
+
+
+class _KeyedLocks:
+    """One asyncio lock per key, forgotten when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[ProfileKey, list[Any]] = {}  # key -> [lock, users]
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: ProfileKey) -> AsyncIterator[None]:
+        import asyncio
+
+        entry = self._locks.get(key)
+        if entry is None:
+            entry = self._locks[key] = [asyncio.Lock(), 0]
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._locks[key]
+
+
+class Runtime:
+    def __init__(
+        self,
+        plans: LivePlans,
+        ledger: Ledger,
+        sessions: SessionStore,
+        profiles: ProfileSource,
+        metrics: Metrics,
+        *,
+        max_attempts: int = 10,
+        cached_profiles: int = 20_000,
+        recent_propositions: int = 100_000,
+    ) -> None:
+        self.plans = plans
+        self.ledger = ledger
+        self.sessions = sessions
+        self.profiles = profiles
+        self.metrics = metrics
+        self.max_attempts = max_attempts
+        self.inventory = InventoryView()
+        self._locks = _KeyedLocks()
+        self._histories: OrderedDict[ProfileKey, tuple[int, ProfileHistory]] = OrderedDict()
+        self._max_histories = cached_profiles
+        # tracking code -> proposition, for events posted to the node that decided
+        self._recent: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._max_recent = recent_propositions
+
+    def live(self, environment: str) -> LivePlan:
+        if not self.plans.serves(environment):
+            raise NotServed(
+                f"this node does not serve environment {environment!r}; "
+                f"it serves: {', '.join(self.plans.environments) or 'none'}"
+            )
+        live = self.plans.get(environment)
+        if live is None:
+            raise Unavailable(
+                f"environment {environment!r} has no deployment yet; deploy a catalog to it "
+                f"(overture deploy --env {environment})"
+            )
+        return live
+
+    # -- decisions -----------------------------------------------------------------------
+    async def decide(
+        self, environment: str, ask: DecisionIn, session: Session | None = None
+    ) -> dict[str, Any]:
+        live = self.live(environment)
+        plan = live.plan
+        warnings: list[str] = list(session.warnings) if session else []
+        name = ask.audience or (session.audience if session else None) or plan.default_audience
+        audience = _audience(live, name)
+        profile_id = ask.profile_id or (session.profile_id if session else None)
+        profile: dict[str, Any] = {}
+        if session is not None and (ask.profile_id is None or ask.profile_id == session.profile_id):
+            profile.update(session.profile)
+        elif profile_id is not None:
+            profile.update(await self._profile(audience, profile_id, warnings))
+        profile.update(ask.profile)
+        if profile_id is None and profile.get(audience.id_field) is not None:
+            profile_id = str(profile[audience.id_field])
+        context = {**session.context, **ask.context} if session else ask.context
+        request = DecisionRequest(
+            tuple(PlacementRequest(p.placement, p.count) for p in ask.placements),
+            audience=name,
+            profile=profile,
+            profile_id=profile_id,
+            context=context,
+            categories=frozenset(ask.categories),
+            themes=frozenset(ask.themes),
+            explain=ask.explain,
+            exclude=frozenset(session.responded) if session else frozenset(),
+        )
+        session_id = session.id if session else None
+        decision = await self._decide_and_claim(live, request, ask.record, session_id)
+        self.metrics.decisions.labels(environment).inc()
+        if session is not None:
+            session.remember(
+                [
+                    (p.tracking_code, p.offer_code, p.placement, _channel(live, p.placement))
+                    for p in decision.propositions
+                ]
+            )
+            await self.sessions.put(session)
+        return _answer(live, decision, ask.record, session_id, warnings)
+
+    async def _decide_and_claim(
+        self, live: LivePlan, request: DecisionRequest, record: bool, session_id: str | None
+    ) -> Decision:
+        env = live.environment
+        profile_id = request.profile_id
+        profile_key = None
+        if profile_id is not None and (
+            live.presented_window is not None
+            or live.responses_window is not None
+            or live.responses_ever
+        ):
+            profile_key = (env, request.audience or live.plan.default_audience, profile_id)
+        async with self._locks.hold(profile_key) if profile_key else contextlib.nullcontext():
+            for _attempt in range(self.max_attempts):
+                history = None
+                if profile_key is not None:
+                    history = await self._history(live, profile_key)
+                now = _utcnow()
+                decision = live.plan.decide(
+                    dataclasses.replace(request, now=now),
+                    RequestHistory(env, history, self.inventory),
+                )
+                propositions = decision.propositions
+                if not record or not propositions:
+                    return decision
+                claim = self._claim(live, decision, history, session_id, now)
+                result = await self.ledger.claim(claim)
+                if result.ok:
+                    if history is not None and profile_key is not None:
+                        assert result.version is not None
+                        history.version = result.version
+                        for entry in claim.entries:
+                            history.history.record(_history_event(entry))
+                    self._remember(claim.propositions)
+                    return decision
+                self.metrics.claim_conflicts.labels(env).inc()
+                if result.conflict and profile_key is not None:
+                    self._histories.pop(profile_key, None)
+                for offer, period, used in result.exhausted:
+                    self.inventory.saw(env, offer, period, used)
+        raise Unavailable(
+            f"could not record a decision for profile {profile_id!r} after "
+            f"{self.max_attempts} attempts: other nodes keep changing its history; retry"
+        )
+
+    def _claim(
+        self,
+        live: LivePlan,
+        decision: Decision,
+        history: ProfileHistory | None,
+        session_id: str | None,
+        now: dt.datetime,
+    ) -> Claim:
+        rows: list[dict[str, Any]] = []
+        entries: list[Entry] = []
+        inventory: dict[tuple[str, str], int] = {}
+        for pd in decision.placements:
+            for p in pd.propositions:
+                categories = live.offer_categories.get(p.offer_code, ())
+                rows.append(
+                    {
+                        "tracking_code": p.tracking_code,
+                        "environment": live.environment,
+                        "deployment": live.deployment,
+                        "audience": decision.audience,
+                        "profile_id": decision.profile_id,
+                        "session_id": session_id,
+                        "placement": p.placement,
+                        "channel": pd.channel,
+                        "offer_code": p.offer_code,
+                        "categories": " ".join(categories),
+                        "rank": p.rank,
+                        "score": p.score,
+                        "probability": p.probability,
+                        "fallback": p.fallback,
+                        "decided_at": now,
+                    }
+                )
+                if history is not None:
+                    entries.append(Entry("presented", p.offer_code, categories, pd.channel, now))
+                for rule in live.inventory.get((p.placement, p.offer_code), ()):
+                    since = dt.datetime(now.year, now.month, now.day) if rule.per == "day" else None
+                    key = (p.offer_code, period_of(since))
+                    inventory[key] = min(inventory.get(key, rule.limit), rule.limit)
+        return Claim(
+            environment=live.environment,
+            audience=decision.audience,
+            profile_id=decision.profile_id,
+            expected=history.version if history is not None else None,
+            entries=entries,
+            inventory=[
+                InventoryClaim(o, period, limit) for (o, period), limit in inventory.items()
+            ],
+            propositions=rows,
+        )
+
+    async def _history(self, live: LivePlan, key: ProfileKey) -> ProfileHistory:
+        cached = self._histories.get(key)
+        if cached is not None and cached[0] == live.deployment:
+            self._histories.move_to_end(key)
+            return cached[1]
+        history = await self.ledger.load(live, key[1], key[2])
+        self._histories[key] = (live.deployment, history)
+        if len(self._histories) > self._max_histories:
+            self._histories.popitem(last=False)
+        return history
+
+    def _remember(self, rows: list[dict[str, Any]]) -> None:
+        recent = self._recent
+        for row in rows:
+            recent[row["tracking_code"]] = row
+        while len(recent) > self._max_recent:
+            recent.popitem(last=False)
+
+    async def _profile(
+        self, audience: Audience, profile_id: str, warnings: list[str]
+    ) -> dict[str, Any]:
+        if audience.profile_table is None:
+            return {}
+        try:
+            row = await self.profiles.load(audience, profile_id)
+        except ProfileTableError as exc:
+            warnings.append(str(exc))
+            return {}
+        if row is None:
+            warnings.append(
+                f"profile {profile_id!r} is not in table {audience.profile_table!r}; "
+                "decided with the attributes the request sent"
+            )
+            return {}
+        return row
+
+    # -- events --------------------------------------------------------------------------
+    async def post_events(
+        self, environment: str, events: list[EventIn], session: Session | None = None
+    ) -> dict[str, Any]:
+        """Store events; each gets a result: stored, duplicate or rejected (with why)."""
+        live = self.live(environment)
+        if session is not None:
+            events = _expand_contacts(live, events, session)
+        known = await self._propositions(
+            [e.tracking_code for e in events if e.tracking_code], session
+        )
+        received = _utcnow()
+        results: list[dict[str, Any]] = []
+        records: list[EventRecord] = []
+        positions: list[int] = []
+        for event in events:
+            event_id = event.event_id or uuid.uuid4().hex
+            try:
+                record = self._resolve(
+                    live,
+                    event=event,
+                    event_id=event_id,
+                    known=known,
+                    session=session,
+                    received=received,
+                )
+            except ValueError as exc:
+                results.append({"event_id": event_id, "status": "rejected", "error": str(exc)})
+                continue
+            positions.append(len(results))
+            results.append({"event_id": event_id, "status": "pending", "kind": record.row["kind"]})
+            records.append(record)
+        stored = await self.ledger.record_events(environment, records) if records else []
+        for index, record, new in zip(positions, records, stored, strict=True):
+            results[index]["status"] = "stored" if new else "duplicate"
+            row = record.row
+            if new:
+                self.metrics.events.labels(environment, row["kind"]).inc()
+                if record.entry is not None and row["profile_id"] is not None:
+                    self._histories.pop((environment, row["audience"], row["profile_id"]), None)
+            if session is not None and row["kind"] in ("accepted", "rejected"):
+                code = row["offer_code"]
+                if code and code not in session.responded:
+                    session.responded.append(code)
+        if session is not None:
+            await self.sessions.put(session)
+        counts = {s: sum(r["status"] == s for r in results) for s in ("stored", "duplicate")}
+        return {
+            "stored": counts["stored"],
+            "duplicates": counts["duplicate"],
+            "rejected": len(results) - counts["stored"] - counts["duplicate"],
+            "results": results,
+        }
+
+    async def _propositions(
+        self, codes: list[str | None], session: Session | None
+    ) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        missing = []
+        for code in codes:
+            if code is None:
+                continue
+            row = self._recent.get(code)
+            if row is not None:
+                found[code] = row
+            else:
+                missing.append(code)
+        if missing:
+            found.update(await self.ledger.propositions(missing))
+        return found
+
+    def _resolve(
+        self,
+        live: LivePlan,
+        *,
+        event: EventIn,
+        event_id: str,
+        known: Mapping[str, Mapping[str, Any]],
+        session: Session | None,
+        received: dt.datetime,
+    ) -> EventRecord:
+        env = live.environment
+        at = _naive_utc(event.at) if event.at is not None else received
+        audience = event.audience or (session.audience if session else None)
+        profile_id = event.profile_id or (session.profile_id if session else None)
+        offer, channel, placement = event.offer, event.channel, event.placement
+        categories: tuple[str, ...] = ()
+        if event.tracking_code is not None:
+            prop = known.get(event.tracking_code)
+            if prop is None or prop["environment"] != env:
+                raise ValueError(
+                    f"unknown tracking code {event.tracking_code!r}: use a tracking code a "
+                    f"decision of environment {env!r} returned, or name the offer and profile"
+                )
+            for field, given in (("offer_code", offer), ("profile_id", event.profile_id)):
+                if given is not None and given != prop[field]:
+                    raise ValueError(
+                        f"{field.split('_')[0]} {given!r} does not match tracking code "
+                        f"{event.tracking_code!r}, which was for {prop[field]!r}"
+                    )
+            offer, channel, placement = prop["offer_code"], prop["channel"], prop["placement"]
+            audience, profile_id = prop["audience"], prop["profile_id"]
+            categories = tuple(prop["categories"].split())
+        elif offer is None:
+            raise ValueError(
+                "an event names what it is about: give tracking_code (from a decision), "
+                "or offer (with profile_id for a known profile)"
+            )
+        else:
+            categories = live.offer_categories.get(offer, ())
+            if placement is not None and channel is None:
+                channel = _channel(live, placement)
+        audience = audience or live.plan.default_audience
+        kind = live.event_kind(channel, event.name)
+        counted = profile_id is not None and (
+            kind in ("accepted", "rejected")
+            or (kind == "presented" and event.tracking_code is None)
+        )
+        row = {
+            "environment": env,
+            "event_id": event_id,
+            "name": event.name,
+            "kind": kind,
+            "counted": counted,
+            "tracking_code": event.tracking_code,
+            "audience": audience,
+            "profile_id": profile_id,
+            "session_id": event.session_id or (session.id if session else None),
+            "offer_code": offer,
+            "categories": " ".join(categories),
+            "channel": channel,
+            "placement": placement,
+            "at": at,
+            "received_at": received,
+            "attributes": event.attributes,
+        }
+        entry = Entry(kind, offer, categories, channel or "", at) if counted else None
+        return EventRecord(row, entry)
+
+    # -- sessions ------------------------------------------------------------------------
+    async def start_session(self, environment: str, body: SessionIn) -> Session:
+        live = self.live(environment)
+        session_id = body.session_id or secrets.token_urlsafe(16)
+        if body.rely_on_existing:
+            existing = await self.sessions.get(environment, session_id)
+            if existing is not None:
+                return existing
+        name = body.audience or live.plan.default_audience
+        session = Session(
+            id=session_id,
+            environment=environment,
+            audience=name,
+            started=_utcnow().timestamp(),
+        )
+        await self._identify(live, session, body.audience, body.profile_id, body.profile)
+        session.context = dict(body.context)
+        await self.sessions.put(session)
+        self.metrics.sessions_started.labels(environment).inc()
+        return session
+
+    async def session(self, environment: str, session_id: str) -> Session:
+        self.live(environment)
+        session = await self.sessions.get(environment, session_id)
+        if session is None:
+            raise SessionNotFound(
+                f"no session {session_id!r} in {environment!r}: it ended, expired after "
+                f"{self.sessions.idle_seconds:.0f} s idle, or never started; start one"
+            )
+        return session
+
+    async def set_audience(self, environment: str, session_id: str, body: AudienceIn) -> Session:
+        """Switch a session's audience or profile (anonymous visitor logs in)."""
+        live = self.live(environment)
+        session = await self.session(environment, session_id)
+        await self._identify(live, session, body.audience, body.profile_id, body.profile)
+        session.context.update(body.context)
+        await self.sessions.put(session)
+        return session
+
+    async def _identify(
+        self,
+        live: LivePlan,
+        session: Session,
+        audience_name: str | None,
+        profile_id: str | None,
+        inline: Mapping[str, Any],
+    ) -> None:
+        name = audience_name or session.audience
+        audience = _audience(live, name)
+        warnings: list[str] = []
+        profile: dict[str, Any] = {}
+        if profile_id is not None:
+            profile.update(await self._profile(audience, profile_id, warnings))
+        profile.update(inline)
+        if profile_id is None and profile.get(audience.id_field) is not None:
+            profile_id = str(profile[audience.id_field])
+        session.audience = name
+        session.profile_id = profile_id
+        session.profile = profile
+        session.warnings = warnings
+
+    async def end_session(self, environment: str, session_id: str) -> bool:
+        self.live(environment)
+        return await self.sessions.delete(environment, session_id)
+
+
+def _expand_contacts(live: LivePlan, events: list[EventIn], session: Session) -> list[EventIn]:
+    """In a session, a contact event that names no offer logs a contact for every offer of
+    the last answer (as Interact does); each gets its own event id."""
+    out: list[EventIn] = []
+    for event in events:
+        if event.tracking_code is not None or event.offer is not None or not session.last:
+            out.append(event)
+            continue
+        channel = session.offers.get(session.last[0], ["", "", ""])[2]
+        if live.event_kind(channel or None, event.name) != "presented":
+            out.append(event)
+            continue
+        for i, code in enumerate(session.last):
+            event_id = f"{event.event_id}.{i + 1}" if event.event_id else None
+            out.append(msgspec.structs.replace(event, tracking_code=code, event_id=event_id))
+    return out
+
+
+def _audience(live: LivePlan, name: str) -> Audience:
+    for audience in live.catalog.audiences:
+        if audience.name == name:
+            return audience
+    known = [a.name for a in live.catalog.audiences]
+    hint = suggest(name, known)
+    raise RequestError(
+        [f"unknown audience {name!r}" + (f"; {hint}" if hint else f"; known: {', '.join(known)}")]
+    )
+
+
+def _channel(live: LivePlan, placement: str) -> str:
+    compiled = live.plan.placements.get(placement)
+    return compiled.channel if compiled is not None else ""
+
+
+def _answer(
+    live: LivePlan,
+    decision: Decision,
+    recorded: bool,
+    session_id: str | None,
+    warnings: list[str],
+) -> dict[str, Any]:
+    placements = []
+    for pd in decision.placements:
+        item: dict[str, Any] = {
+            "placement": pd.placement,
+            "channel": pd.channel,
+            "offers": [
+                {
+                    "offer": p.offer_code,
+                    "name": p.offer_name,
+                    "category": p.category,
+                    "rank": p.rank,
+                    "score": p.score,
+                    "content": p.content,
+                    "tracking_code": p.tracking_code,
+                    "fallback": p.fallback,
+                }
+                for p in pd.propositions
+            ],
+            "default_content": pd.default_content,
+        }
+        if pd.explain is not None:
+            item["explain"] = [_trace(t) for t in pd.explain]
+        placements.append(item)
+    answer: dict[str, Any] = {
+        "environment": live.environment,
+        "deployment": live.deployment,
+        "audience": decision.audience,
+        "profile_id": decision.profile_id,
+        "decided_at": decision.now.isoformat() + "Z",
+        "recorded": recorded,
+        "placements": placements,
+    }
+    if session_id is not None:
+        answer["session_id"] = session_id
+    if decision.rule_errors:
+        answer["rule_errors"] = [dataclasses.asdict(e) for e in decision.rule_errors]
+    if warnings:
+        answer["warnings"] = warnings
+    return answer
+
+
+def _trace(t: Trace) -> dict[str, Any]:
+    item: dict[str, Any] = {"offer": t.offer_code, "step": t.step, "reason": t.reason}
+    if t.score is not None:
+        item["score"] = t.score
+    if t.selected:
+        item["selected"] = True
+    return item
+
+
+def _history_event(entry: Entry) -> Any:
+    from overture.engine import HistoryEvent
+
+    return HistoryEvent(
+        "", entry.event, entry.offer_code, entry.categories, entry.channel, entry.at
+    )
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def _naive_utc(value: dt.datetime) -> dt.datetime:
+    return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value

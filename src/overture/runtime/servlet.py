@@ -1,0 +1,518 @@
+"""The Interact-compatible servlet: `POST /interact/servlet/RestServlet`.
+
+Touchpoints written for HCL Unica Interact send a batch of commands for one session and
+read one response per command; this module translates both ways onto the runtime. The
+mapping (docs/runtime.md): interactive channel = channel, interaction point = placement,
+audience level = audience, treatment code = tracking code, session parameters = context.
+
+As Interact does, commands run in order, an error in one does not stop the next, each
+response's statusCode is the highest level of its messages (0 success, 1 warning,
+2 error), and batchStatusCode the highest statusCode. Unknown channels, interaction
+points, events or actions are answered with messages, not with an HTTP error; only a body
+that is not a JSON batch at all, or a missing API key, gets an HTTP status.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+import overture
+from overture.engine import RequestError
+from overture.runtime import api
+from overture.runtime.keys import KeyRefused, key_from_headers
+from overture.runtime.node import RuntimeNode
+from overture.runtime.plans import LivePlan
+from overture.runtime.recorder import RecorderClosed
+from overture.runtime.schemas import AudienceIn, DecisionIn, EventIn, PlacementAsk, SessionIn
+from overture.runtime.service import NotServed, Runtime, SessionNotFound, Unavailable
+from overture.runtime.sessions import Session
+
+INFO, WARNING, ERROR = 0, 1, 2
+VERSION = overture.__version__
+TRACKING_CODE = "UACIOfferTrackingCode"
+
+# Message codes (docs/runtime.md lists them with what to do).
+SESSION_MISSING = 1
+CHANNEL_UNKNOWN = 2
+IP_UNKNOWN = 3
+EVENT_UNKNOWN = 4
+AUDIENCE_UNKNOWN = 5
+PROFILE_NOT_FOUND = 6
+BAD_NUMBER_REQUESTED = 7
+BAD_DUP_POLICY = 8
+BAD_TRACKING_CODE = 9
+ACTION_UNKNOWN = 10
+BAD_COMMAND = 11
+UNAVAILABLE = 12
+REQUEST_REFUSED = 13
+
+_decode = msgspec.json.Decoder(dict[str, Any]).decode
+
+
+class CommandError(Exception):
+    def __init__(self, code: int, msg: str, detail: str = "") -> None:
+        super().__init__(msg)
+        self.code, self.msg, self.detail = code, msg, detail
+
+
+class _Reply:
+    """One command's response, as Interact shapes it."""
+
+    def __init__(self, session_id: str | None) -> None:
+        self.session_id = session_id
+        self.messages: list[dict[str, Any]] = []
+        self.offer_lists: list[dict[str, Any]] | None = None
+        self.profile: list[dict[str, Any]] | None = None
+
+    def message(self, level: int, code: int, msg: str, detail: str = "") -> None:
+        self.messages.append({"msgLevel": level, "msg": msg, "detailMsg": detail, "msgCode": code})
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "sessionId": self.session_id,
+            "statusCode": max((m["msgLevel"] for m in self.messages), default=0),
+            "version": VERSION,
+            "offerLists": self.offer_lists,
+            "profile": self.profile,
+            "messages": self.messages,
+        }
+
+
+def routes(node: RuntimeNode) -> list[BaseRoute]:
+    runtime = node.runtime
+    observe = node.metrics.latency.labels("servlet").observe
+
+    async def servlet(request: Request) -> Response:
+        import time
+
+        started = time.perf_counter()
+        try:
+            env = await node.keys.environment(key_from_headers(request.headers))
+            batch = _decode(await api.read_body(request))
+        except KeyRefused as exc:
+            return api.problem(401, "Not authenticated", str(exc))
+        except api.Problem as exc:
+            return api.problem(exc.status, exc.title, exc.detail)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            return api.problem(
+                400,
+                "Malformed batch",
+                f'send {{"sessionId": ..., "commands": [{{"action": ...}}]}} as JSON ({exc})',
+            )
+        session_id = batch.get("sessionId")
+        commands = batch.get("commands")
+        if not isinstance(commands, list):
+            commands = [batch] if "action" in batch else []
+        replies = []
+        for command in commands:
+            reply = await _run(runtime, env, session_id, command)
+            session_id = reply.session_id or session_id
+            replies.append(reply.body())
+        observe(time.perf_counter() - started)
+        status = max((r["statusCode"] for r in replies), default=0)
+        return api.json({"batchStatusCode": status, "responses": replies})
+
+    return [Route("/interact/servlet/RestServlet", servlet, methods=["POST"])]
+
+
+async def _run(runtime: Runtime, env: str, batch_session: Any, command: Any) -> _Reply:
+    if not isinstance(command, dict):
+        reply = _Reply(_text(batch_session))
+        reply.message(ERROR, BAD_COMMAND, "a command is a JSON object with an action")
+        return reply
+    session_id = _text(command.get("sessionId", batch_session))
+    reply = _Reply(session_id)
+    action = str(command.get("action", ""))
+    handler = _ACTIONS.get(action.lower())
+    if handler is None:
+        reply.message(
+            ERROR,
+            ACTION_UNKNOWN,
+            f"unknown action {action!r}",
+            "actions: " + ", ".join(_NAMES),
+        )
+        return reply
+    try:
+        await handler(runtime, env, session_id, command, reply)
+    except CommandError as exc:
+        reply.message(ERROR, exc.code, exc.msg, exc.detail)
+    except SessionNotFound as exc:
+        reply.message(ERROR, SESSION_MISSING, str(exc), "call startSession first")
+    except RequestError as exc:
+        reply.message(ERROR, REQUEST_REFUSED, "the request was refused", "; ".join(exc.problems))
+    except (Unavailable, NotServed, RecorderClosed) as exc:
+        reply.message(ERROR, UNAVAILABLE, str(exc))
+    return reply
+
+
+# -- actions ---------------------------------------------------------------------------------
+async def _start_session(
+    runtime: Runtime, env: str, session_id: str | None, cmd: dict[str, Any], reply: _Reply
+) -> None:
+    if not session_id:
+        raise CommandError(BAD_COMMAND, "startSession needs a sessionId (the client chooses it)")
+    live = runtime.live(env)
+    channel = _channel(live, cmd.get("ic"))
+    audience, profile_id = _audience(live, cmd)
+    session = await runtime.start_session(
+        env,
+        SessionIn(
+            session_id=session_id,
+            audience=audience,
+            profile_id=profile_id,
+            context=_values(cmd.get("parameters")),
+            rely_on_existing=bool(cmd.get("relyOnExistingSession", False)),
+        ),
+    )
+    session.channel = channel
+    session.debug = bool(cmd.get("debug", session.debug))
+    await runtime.sessions.put(session)
+    _warn(reply, session)
+
+
+async def _get_offers(
+    runtime: Runtime, env: str, session_id: str | None, cmd: dict[str, Any], reply: _Reply
+) -> None:
+    session = await _session(runtime, env, session_id)
+    live = runtime.live(env)
+    ip = _placement(live, session, cmd.get("ip"))
+    count = _number(cmd.get("numberRequested", 1))
+    answer = await runtime.decide(
+        env, DecisionIn(placements=[PlacementAsk(ip, count)], session_id=session.id), session
+    )
+    reply.offer_lists = [_offer_list(live, p) for p in answer["placements"]]
+    _warn(reply, session, answer)
+
+
+async def _get_offers_multi(
+    runtime: Runtime, env: str, session_id: str | None, cmd: dict[str, Any], reply: _Reply
+) -> None:
+    session = await _session(runtime, env, session_id)
+    live = runtime.live(env)
+    requests = cmd.get("getOfferRequests")
+    if not isinstance(requests, list) or not requests:
+        raise CommandError(
+            BAD_COMMAND, "getOffersForMultipleInteractionPoints needs getOfferRequests"
+        )
+    asks: list[tuple[PlacementAsk, int]] = []
+    for item in requests:
+        if not isinstance(item, dict):
+            raise CommandError(BAD_COMMAND, "each getOfferRequest is an object with an ip")
+        policy = item.get("dupPolicy", item.get("duplicationPolicy", 1))
+        if policy not in (1, 2):
+            reply.message(
+                WARNING,
+                BAD_DUP_POLICY,
+                f"invalid duplication policy {policy!r} for {item.get('ip')!r}",
+                "1: no duplicates across interaction points; 2: allow; 1 was used",
+            )
+            policy = 1
+        ask = PlacementAsk(
+            _placement(live, session, item.get("ip")),
+            _number(item.get("numberRequested", 1)),
+        )
+        asks.append((ask, policy))
+    # In request order, as priority: the no-duplicate ones share one decision; each
+    # "allow duplicates" one gets its own.
+    lists: list[dict[str, Any] | None] = [None] * len(asks)
+    shared = [i for i, (_a, p) in enumerate(asks) if p == 1]
+    groups = ([shared] if shared else []) + [[i] for i, (_a, p) in enumerate(asks) if p == 2]
+    for group in groups:
+        answer = await runtime.decide(
+            env,
+            DecisionIn(placements=[asks[i][0] for i in group], session_id=session.id),
+            session,
+        )
+        for i, placement in zip(group, answer["placements"], strict=True):
+            lists[i] = _offer_list(live, placement)
+        _warn(reply, session, answer)
+    reply.offer_lists = [x for x in lists if x is not None]
+
+
+async def _post_event(
+    runtime: Runtime, env: str, session_id: str | None, cmd: dict[str, Any], reply: _Reply
+) -> None:
+    session = await _session(runtime, env, session_id)
+    live = runtime.live(env)
+    name = cmd.get("event")
+    if not isinstance(name, str) or not name:
+        raise CommandError(BAD_COMMAND, "postEvent needs an event name")
+    params = _values(cmd.get("parameters"))
+    code = params.pop(TRACKING_CODE, None)
+    try:
+        event = EventIn(
+            name=name,
+            tracking_code=str(code) if code not in (None, "") else None,
+            channel=session.channel,
+            attributes={k: _json_safe(v) for k, v in params.items()},
+        )
+        msgspec.convert(msgspec.to_builtins(event), EventIn)  # the name's pattern
+    except msgspec.ValidationError:
+        raise CommandError(
+            EVENT_UNKNOWN,
+            f"event {name!r} is not a valid event name",
+            "a letter, then letters, digits or _",
+        ) from None
+    if live.event_kind(session.channel, name) == "custom":
+        reply.message(
+            WARNING,
+            EVENT_UNKNOWN,
+            f"event {name!r} is not configured on channel {session.channel!r}",
+            "stored as a custom event; configure it under the channel's events to log a "
+            "contact, an acceptance or a rejection",
+        )
+    result = await runtime.post_events(env, [event], session)
+    for item in result["results"]:
+        if item["status"] == "rejected":
+            reply.message(ERROR, BAD_TRACKING_CODE, item["error"])
+
+
+async def _set_audience(
+    runtime: Runtime, env: str, session_id: str | None, cmd: dict[str, Any], reply: _Reply
+) -> None:
+    session = await _session(runtime, env, session_id)
+    live = runtime.live(env)
+    audience, profile_id = _audience(live, cmd)
+    session = await runtime.set_audience(
+        env,
+        session.id,
+        AudienceIn(
+            audience=audience, profile_id=profile_id, context=_values(cmd.get("parameters"))
+        ),
+    )
+    _warn(reply, session)
+
+
+async def _get_profile(
+    runtime: Runtime, env: str, session_id: str | None, cmd: dict[str, Any], reply: _Reply
+) -> None:
+    session = await _session(runtime, env, session_id)
+    values = {**session.profile, **session.context}
+    reply.profile = [_nvp(k, v) for k, v in values.items()]
+
+
+async def _set_debug(
+    runtime: Runtime, env: str, session_id: str | None, cmd: dict[str, Any], reply: _Reply
+) -> None:
+    session = await _session(runtime, env, session_id)
+    session.debug = bool(cmd.get("debug", False))
+    await runtime.sessions.put(session)
+
+
+async def _end_session(
+    runtime: Runtime, env: str, session_id: str | None, cmd: dict[str, Any], reply: _Reply
+) -> None:
+    if not session_id or not await runtime.end_session(env, session_id):
+        raise SessionNotFound(f"no session {session_id!r} to end (ended or expired)")
+
+
+async def _get_version(
+    runtime: Runtime, env: str, session_id: str | None, cmd: dict[str, Any], reply: _Reply
+) -> None:
+    reply.message(INFO, 0, f"Overture {VERSION}")
+
+
+Action = Callable[[Runtime, str, str | None, dict[str, Any], _Reply], Awaitable[None]]
+_NAMES = [
+    "startSession",
+    "getOffers",
+    "getOffersForMultipleInteractionPoints",
+    "postEvent",
+    "setAudience",
+    "getProfile",
+    "setDebug",
+    "endSession",
+    "getVersion",
+]
+_ACTIONS: dict[str, Action] = dict(
+    zip(
+        (n.lower() for n in _NAMES),
+        (
+            _start_session,
+            _get_offers,
+            _get_offers_multi,
+            _post_event,
+            _set_audience,
+            _get_profile,
+            _set_debug,
+            _end_session,
+            _get_version,
+        ),
+        strict=True,
+    )
+)
+
+
+# -- translation -------------------------------------------------------------------------
+async def _session(runtime: Runtime, env: str, session_id: str | None) -> Session:
+    if not session_id:
+        raise CommandError(SESSION_MISSING, "no sessionId: call startSession first")
+    return await runtime.session(env, session_id)
+
+
+def _channel(live: LivePlan, ic: Any) -> str:
+    names = {c.name.lower(): c.name for c in live.catalog.channels}
+    found = names.get(str(ic or "").lower())
+    if found is None:
+        raise CommandError(
+            CHANNEL_UNKNOWN,
+            f"interactive channel {ic!r} is not recognised",
+            "channels: " + ", ".join(names.values()),
+        )
+    return found
+
+
+def _placement(live: LivePlan, session: Session, ip: Any) -> str:
+    names = {
+        p.name.lower(): p.name
+        for p in live.catalog.placements
+        if session.channel is None or p.channel == session.channel
+    }
+    found = names.get(str(ip or "").lower())
+    if found is None:
+        where = f" of channel {session.channel!r}" if session.channel else ""
+        raise CommandError(
+            IP_UNKNOWN,
+            f"interaction point {ip!r} is not recognised{where}",
+            "interaction points: " + ", ".join(names.values()),
+        )
+    return found
+
+
+def _audience(live: LivePlan, cmd: dict[str, Any]) -> tuple[str, str | None]:
+    level = cmd.get("audienceLevel")
+    audiences = {a.name.lower(): a for a in live.catalog.audiences}
+    if level in (None, ""):
+        audience = audiences[live.plan.default_audience.lower()]
+    else:
+        found = audiences.get(str(level).lower())
+        if found is None:
+            raise CommandError(
+                AUDIENCE_UNKNOWN,
+                f"audience level {level!r} is not recognised",
+                "audience levels: " + ", ".join(a.name for a in audiences.values()),
+            )
+        audience = found
+    ids = cmd.get("audienceID") or []
+    if not isinstance(ids, list):
+        raise CommandError(BAD_COMMAND, "audienceID is a list of {n, v, t}")
+    values = _values(ids)
+    if not values:
+        return audience.name, None
+    wanted = audience.id_field.replace("_", "").lower()
+    chosen = next((v for k, v in values.items() if k.replace("_", "").lower() == wanted), None)
+    if chosen is None and len(values) == 1:
+        chosen = next(iter(values.values()))
+    if chosen is None:
+        raise CommandError(
+            BAD_COMMAND,
+            f"audienceID has no field {audience.id_field!r}",
+            f"audience {audience.name!r} is identified by {audience.id_field}",
+        )
+    return audience.name, _id_text(chosen)
+
+
+def _number(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise CommandError(BAD_NUMBER_REQUESTED, "numberRequested must be a number above 0")
+    try:
+        number = int(float(value))
+    except ValueError:
+        raise CommandError(
+            BAD_NUMBER_REQUESTED, "numberRequested must be a number above 0"
+        ) from None
+    if number <= 0:
+        raise CommandError(BAD_NUMBER_REQUESTED, f"numberRequested must be > 0, not {number}")
+    return min(number, 100)
+
+
+def _values(pairs: Any) -> dict[str, Any]:
+    """NameValuePairs {n, v, t} as a dictionary (numeric as numbers, datetime as text)."""
+    if not isinstance(pairs, list):
+        return {}
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if not isinstance(pair, dict) or not isinstance(pair.get("n"), str):
+            raise CommandError(BAD_COMMAND, "a parameter is {n: name, v: value, t: type}")
+        value = pair.get("v")
+        kind = str(pair.get("t", "string")).lower()
+        if kind == "numeric" and isinstance(value, str):
+            try:
+                value = float(value) if any(c in value for c in ".eE") else int(value)
+            except ValueError:
+                raise CommandError(
+                    BAD_COMMAND, f"parameter {pair['n']!r} is numeric but {value!r} is not"
+                ) from None
+        elif kind == "datetime" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = dt.datetime.fromtimestamp(value / 1000, dt.UTC).isoformat()
+        out[pair["n"]] = value
+    return out
+
+
+def _nvp(name: str, value: Any) -> dict[str, Any]:
+    if isinstance(value, bool):
+        return {"n": name, "v": str(value).lower(), "t": "string"}
+    if isinstance(value, (int, float)):
+        return {"n": name, "v": value, "t": "numeric"}
+    if isinstance(value, (dt.date, dt.datetime)):
+        return {"n": name, "v": value.isoformat(), "t": "datetime"}
+    if isinstance(value, list):
+        return {"n": name, "v": ",".join(str(v) for v in value), "t": "string"}
+    return {"n": name, "v": None if value is None else str(value), "t": "string"}
+
+
+def _offer_list(live: LivePlan, placement: dict[str, Any]) -> dict[str, Any]:
+    offers = []
+    for o in placement["offers"]:
+        source = live.offers.get(o["offer"])
+        attributes = [_nvp(k, v) for k, v in o["content"].items()]
+        if source is not None:
+            attributes += [_nvp(k, v) for k, v in source.attributes.items()]
+        score = o["score"]
+        offers.append(
+            {
+                "n": o["name"],
+                "code": [o["offer"]],
+                "treatmentCode": o["tracking_code"],
+                "score": round(score) if math.isfinite(score) else 0,
+                "desc": source.description if source is not None else "",
+                "attributes": attributes,
+            }
+        )
+    default = placement["default_content"] or {}
+    return {
+        "ip": placement["placement"],
+        "defaultString": default.get("text", next(iter(default.values()), "")),
+        "offers": offers,
+    }
+
+
+def _warn(reply: _Reply, session: Session, answer: dict[str, Any] | None = None) -> None:
+    for warning in (answer or {}).get("warnings", session.warnings):
+        code = PROFILE_NOT_FOUND if "is not in table" in warning else REQUEST_REFUSED
+        reply.message(WARNING, code, warning)
+    if answer is not None and session.debug:
+        for error in answer.get("rule_errors", []):
+            reply.message(INFO, 0, f"rule error on {error['offer_code']}: {error['message']}")
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _id_text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _json_safe(value: Any) -> Any:
+    return value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
