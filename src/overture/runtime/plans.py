@@ -55,6 +55,7 @@ class LivePlan:
     responses_window: dt.timedelta | None
     responses_ever: bool
     offer_categories: Mapping[str, tuple[str, ...]]  # offer code -> its category chain
+    offer_channels: Mapping[str, tuple[str, ...]]  # offer code -> channels it appears on
     channel_events: Mapping[str, ChannelEvents]
     offers: Mapping[str, Offer]  # by code, as the catalog defines them
 
@@ -79,10 +80,12 @@ def compile_live(environment: str, deployment: Deployment) -> LivePlan:
     responses: dt.timedelta | None = None
     ever = False
     offer_categories: dict[str, tuple[str, ...]] = {}
+    offer_channels: dict[str, set[str]] = {}
     for placement in plan.placements.values():
         for candidates in placement.candidates.values():
             for cand in candidates:
                 offer_categories[cand.offer.code] = cand.offer.categories
+                offer_channels.setdefault(cand.offer.code, set()).add(placement.channel)
                 rules = []
                 for policy, _key in cand.policies:
                     if policy.kind == "inventory":
@@ -107,6 +110,7 @@ def compile_live(environment: str, deployment: Deployment) -> LivePlan:
         responses_window=responses,
         responses_ever=ever,
         offer_categories=offer_categories,
+        offer_channels={code: tuple(sorted(c)) for code, c in offer_channels.items()},
         channel_events={c.name: c.events for c in catalog.channels},
         offers={o.code: o for o in catalog.offers},
     )

@@ -52,8 +52,9 @@ class ProfileTableError(LookupError):
     """The audience's profile table is missing or cannot be read."""
 
 
-def table_for(audience: Audience, metadata: MetaData | None = None) -> Table:
-    """The table an audience's profiles are kept in, as `load_rows` creates it."""
+def table_for(audience: Audience, only: set[str] | None = None) -> Table:
+    """The table an audience's profiles are kept in, as `load_rows` creates it (with the
+    columns in `only`, when given: those a table made elsewhere has)."""
     assert audience.profile_table is not None
     columns = [
         Column(
@@ -62,8 +63,9 @@ def table_for(audience: Audience, metadata: MetaData | None = None) -> Table:
             primary_key=name == audience.id_field,
         )
         for name, kind in audience.fields.items()
+        if only is None or name in only
     ]
-    return Table(audience.profile_table, metadata or MetaData(), *columns)
+    return Table(audience.profile_table, MetaData(), *columns)
 
 
 def load_rows(db: Database, audience: Audience, rows: Iterable[Mapping[str, Any]]) -> int:
@@ -143,14 +145,8 @@ class ProfileSource:
                     f"table {audience.profile_table!r} has no column {audience.id_field!r} "
                     f"(the id field of audience {audience.name!r})"
                 )
-            table = table_for(audience)
             lists = [n for n, k in audience.fields.items() if k.value == "list[string]"]
-            table = Table(
-                audience.profile_table,
-                MetaData(),
-                *(c.copy() for c in table.columns if c.name in columns),
-            )
-            known = (table, lists)
+            known = (table_for(audience, columns), lists)
             self._tables[key] = known
         return known
 

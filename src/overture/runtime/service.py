@@ -409,6 +409,9 @@ class Runtime:
             categories = live.offer_categories.get(offer, ())
             if placement is not None and channel is None:
                 channel = _channel(live, placement)
+            channels = live.offer_channels.get(offer, ())
+            if channel is None and len(channels) == 1:
+                channel = channels[0]  # the only channel the offer appears on
         audience = audience or live.plan.default_audience
         kind = live.event_kind(channel, event.name)
         counted = profile_id is not None and (

@@ -134,11 +134,13 @@ class SqlLedger:
                 update(INV).where(where, INV.c.used < inv.limit).values(used=INV.c.used + 1)
             ).rowcount
             if not done:
-                done = conn.execute(
+                done = _inserted(
+                    conn,
                     self._dialect_insert(INV)
                     .values(environment=env, offer_code=inv.offer_code, period=inv.period, used=1)
                     .on_conflict_do_nothing()
-                ).rowcount
+                    .returning(INV.c.used),
+                )
             if not done:
                 used = conn.scalar(select(INV.c.used).where(where)) or inv.limit
                 self._undo(conn, env, taken)
@@ -152,13 +154,15 @@ class SqlLedger:
             V.c.profile_id == claim.profile_id,
         )
         if claim.expected == 0:
-            done = conn.execute(
+            done = _inserted(
+                conn,
                 self._dialect_insert(V)
                 .values(
                     environment=env, audience=claim.audience, profile_id=claim.profile_id, version=1
                 )
                 .on_conflict_do_nothing()
-            ).rowcount
+                .returning(V.c.version),
+            )
         else:
             done = conn.execute(
                 update(V).where(key, V.c.version == claim.expected).values(version=V.c.version + 1)
@@ -213,6 +217,12 @@ class SqlLedger:
                 )
             )
         return out
+
+
+def _inserted(conn: Connection, statement: Any) -> int:
+    """1 if the INSERT ... ON CONFLICT DO NOTHING inserted its row, else 0 (psycopg reports
+    rowcount -1 for it, so RETURNING tells)."""
+    return 1 if conn.execute(statement).first() is not None else 0
 
 
 def _split(categories: str | None) -> tuple[str, ...]:

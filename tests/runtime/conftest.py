@@ -1,0 +1,67 @@
+"""Fixtures for runtime tests: a database with a deployed catalog, an API key, an app."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from starlette.testclient import TestClient
+
+from overture.catalog import load_catalog
+from overture.demo import CATALOG_PATH
+from overture.demo import profiles as demo_profiles
+from overture.design import access, deployments, transfer
+from overture.runtime import RuntimeNode, RuntimeSettings, create_app
+from overture.runtime.profiles import load_rows
+from overture.store import Database
+from tests.design.helpers import ADMIN, DEPLOYER, approve_all, demo_files
+
+DEMO_PROFILES = 300
+
+
+@dataclass
+class Deployed:
+    db: Database
+    key: str  # a staging API key
+
+    def client(self, **settings: object) -> TestClient:
+        node = RuntimeNode(RuntimeSettings(poll_seconds=0.1, **settings), db=self.db)  # type: ignore[arg-type]
+        return TestClient(create_app(node), headers={"X-API-Key": self.key})
+
+
+def deploy(db: Database, files: dict[str, str], environment: str = "staging") -> str:
+    """Import `files`, approve every offer, deploy; returns an API key for the environment."""
+    with db.session() as s:
+        transfer.import_catalog(s, ADMIN, files)
+        approve_all(s)
+        deployments.deploy(s, DEPLOYER, environment)
+        return access.create_api_key(s, ADMIN, environment, "tests").key
+
+
+@pytest.fixture
+def demo(database: Database) -> Deployed:
+    """The demo catalog deployed to staging, with a few hundred customers to look up."""
+    key = deploy(database, demo_files())
+    audience = load_catalog(CATALOG_PATH).audiences[0]
+    load_rows(database, audience, demo_profiles.generate(DEMO_PROFILES).to_pylist())
+    return Deployed(database, key)
+
+
+@pytest.fixture
+def shop(database: Database) -> Deployed:
+    from tests.runtime.catalogs import SHOP
+
+    return Deployed(database, deploy(database, {"shop.yaml": SHOP}))
+
+
+@pytest.fixture
+def api(demo: Deployed) -> Iterator[TestClient]:
+    with demo.client() as client:
+        yield client
+
+
+@pytest.fixture
+def shop_api(shop: Deployed) -> Iterator[TestClient]:
+    with shop.client() as client:
+        yield client
