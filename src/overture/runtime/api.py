@@ -18,6 +18,7 @@ Python. Errors are RFC 9457 problem+json with a `detail` that says what to chang
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -36,6 +37,7 @@ from overture.runtime.service import NotServed, SessionNotFound, Unavailable
 from overture.runtime.sessions import Session
 from overture.runtime.support import profile_history
 
+log = logging.getLogger("overture.runtime")
 MAX_BODY = 1 << 20
 _encode = msgspec.json.Encoder().encode
 _decision = msgspec.json.Decoder(DecisionIn).decode
@@ -106,6 +108,11 @@ def routes(node: RuntimeNode) -> list[BaseRoute]:
                 response = problem(404, "No such session", str(exc))
             except (Unavailable, RecorderClosed) as exc:
                 response = problem(503, "Unavailable", str(exc))
+            except Exception as exc:  # answered, logged, and counted: never a bare 500
+                log.exception("runtime %s failed", name)
+                response = problem(
+                    500, "Server error", f"{type(exc).__name__}: the request was not completed"
+                )
             if response.status_code >= 400:
                 metrics.errors.labels(name, str(response.status_code)).inc()
             observe(time.perf_counter() - started)

@@ -160,7 +160,7 @@ class ProfileSource:
             )
         if row is None:
             return None
-        out = dict(row)
+        out = {str(k): v for k, v in row.items()}  # keys: plain str, not quoted_name
         for name in lists:
             value = out.get(name)
             if isinstance(value, str):

@@ -401,10 +401,15 @@ class Runtime:
             audience, profile_id = prop["audience"], prop["profile_id"]
             categories = tuple(prop["categories"].split())
         elif offer is None:
-            raise ValueError(
-                "an event names what it is about: give tracking_code (from a decision), "
-                "or offer (with profile_id for a known profile)"
-            )
+            channel = channel or (session.channel if session else None)
+            if live.event_kind(channel, event.name) != "custom" or (
+                profile_id is None and session is None
+            ):
+                raise ValueError(
+                    "an event names what it is about: give tracking_code (from a decision), "
+                    "or offer (with profile_id for a known profile); only a custom event "
+                    "may name no offer, for a profile or in a session"
+                )
         else:
             categories = live.offer_categories.get(offer, ())
             if placement is not None and channel is None:

@@ -15,6 +15,7 @@ that is not a JSON batch at all, or a missing API key, gets an HTTP status.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -35,6 +36,7 @@ from overture.runtime.schemas import AudienceIn, DecisionIn, EventIn, PlacementA
 from overture.runtime.service import NotServed, Runtime, SessionNotFound, Unavailable
 from overture.runtime.sessions import Session
 
+log = logging.getLogger("overture.runtime")
 INFO, WARNING, ERROR = 0, 1, 2
 VERSION = overture.__version__
 TRACKING_CODE = "UACIOfferTrackingCode"
@@ -53,6 +55,7 @@ ACTION_UNKNOWN = 10
 BAD_COMMAND = 11
 UNAVAILABLE = 12
 REQUEST_REFUSED = 13
+INTERNAL = 99
 
 _decode = msgspec.json.Decoder(dict[str, Any]).decode
 
@@ -150,6 +153,9 @@ async def _run(runtime: Runtime, env: str, batch_session: Any, command: Any) -> 
         reply.message(ERROR, REQUEST_REFUSED, "the request was refused", "; ".join(exc.problems))
     except (Unavailable, NotServed, RecorderClosed) as exc:
         reply.message(ERROR, UNAVAILABLE, str(exc))
+    except Exception as exc:  # one command's failure must not lose the batch
+        log.exception("servlet action %s failed", action)
+        reply.message(ERROR, INTERNAL, f"{action} failed: {type(exc).__name__}", str(exc))
     return reply
 
 
@@ -272,7 +278,8 @@ async def _post_event(
     result = await runtime.post_events(env, [event], session)
     for item in result["results"]:
         if item["status"] == "rejected":
-            reply.message(ERROR, BAD_TRACKING_CODE, item["error"])
+            code = BAD_TRACKING_CODE if "tracking code" in item["error"] else BAD_COMMAND
+            reply.message(ERROR, code, item["error"])
 
 
 async def _set_audience(
