@@ -7,6 +7,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import uvicorn
 
@@ -17,11 +18,16 @@ from overture.store import Database
 @contextlib.contextmanager
 def live_server(db: Database) -> Iterator[str]:
     """Serve the design API on 127.0.0.1 and yield its base URL; stop it afterwards."""
-    config = uvicorn.Config(
-        create_app(db), host="127.0.0.1", port=0, log_level="warning", access_log=False
-    )
+    with serve_app(create_app(db)) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def serve_app(app: Any) -> Iterator[str]:
+    """Serve an ASGI app (lifespan included) on a free port; yield its base URL."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="design-api", daemon=True)
+    thread = threading.Thread(target=server.run, name="test-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
     while not server.started:
