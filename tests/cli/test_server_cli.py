@@ -52,7 +52,7 @@ class Served:
             if self.process.poll() is not None:
                 raise AssertionError(f"serve exited: {self.process.stdout.read()}")  # type: ignore[union-attr]
             try:
-                if httpx.get(f"{self.url}/openapi.json", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 time.sleep(0.1)

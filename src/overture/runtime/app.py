@@ -34,18 +34,18 @@ def create_app(node: RuntimeNode, design: Any | None = None) -> Starlette:
         return api.json({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
-        """Ready: every environment served has a plan loaded, and the recorder runs."""
+        """Ready: started, and every environment's current deployment is the one serving
+        (an environment with no deployment yet does not hold the node back)."""
         envs = {}
-        ready = node.started and bool(node.plans.status)
+        ready = node.started
         for name, status in node.plans.status.items():
-            live = node.plans.get(name)
             envs[name] = {
-                "deployment": live.deployment if live else None,
+                "deployment": status.deployment,
+                "latest": status.latest,
                 "error": status.error,
             }
-            ready = ready and live is not None
-        body = {"ready": ready, "environments": envs}
-        return api.json(body, 200 if ready else 503)
+            ready = ready and status.deployment == status.latest
+        return api.json({"ready": ready, "environments": envs}, 200 if ready else 503)
 
     async def metrics(request: Request) -> Response:
         for name in node.plans.status:

@@ -120,7 +120,8 @@ def compile_live(environment: str, deployment: Deployment) -> LivePlan:
 class PlanStatus:
     """What /readyz and /metrics tell about an environment's plan."""
 
-    deployment: int | None = None
+    deployment: int | None = None  # the one serving
+    latest: int | None = None  # the environment's current one (to load when it differs)
     error: str | None = None
     failed_deployment: int | None = None
     swaps: int = 0
@@ -170,6 +171,7 @@ class LivePlans:
         for name, number in current.items():
             status = self.status.setdefault(name, PlanStatus())
             status.checked_at = now
+            status.latest = number
             live = self._plans.get(name)
             if number is None or (live is not None and live.deployment == number):
                 continue

@@ -441,7 +441,7 @@ class Runtime:
             "received_at": received,
             "attributes": event.attributes,
         }
-        entry = Entry(kind, offer, categories, channel or "", at) if counted else None
+        entry = Entry(kind, offer or "", categories, channel or "", at) if counted else None
         return EventRecord(row, entry)
 
     # -- sessions ------------------------------------------------------------------------

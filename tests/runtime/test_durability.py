@@ -1,0 +1,98 @@
+"""What a runtime acknowledged survives the process being killed; a stopped runtime
+writes everything it accepted. (A separate process, killed for real.)"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from sqlalchemy import select
+
+from overture.store.history import EventRow, PropositionRow
+from tests.cli.test_server_cli import Served
+from tests.runtime.conftest import Deployed
+
+
+def _runtime(shop: Deployed, tmp_path: Path) -> Served:
+    served = Served(["--role", "runtime", "--database", shop.db.url], tmp_path)
+    served.wait_ready()
+    deadline = time.monotonic() + 30
+    while httpx.get(f"{served.url}/readyz").status_code != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    return served
+
+
+def test_a_kill_after_an_acknowledgement_loses_nothing(shop: Deployed, tmp_path: Path) -> None:
+    served = _runtime(shop, tmp_path)
+    acked_events: set[str] = set()
+    acked_codes: set[str] = set()
+    failures: list[str] = []
+
+    def client(n: int) -> None:
+        with httpx.Client(headers={"X-API-Key": shop.key}, timeout=10) as http:
+            for i in range(10_000):
+                try:
+                    decision = http.post(
+                        f"{served.url}/v1/decisions",
+                        json={"profile_id": f"p{n}-{i}", "placements": [{"placement": "sidebar"}]},
+                    )
+                    if decision.status_code == 200:
+                        acked_codes.update(
+                            o["tracking_code"]
+                            for p in decision.json()["placements"]
+                            for o in p["offers"]
+                        )
+                    events = [
+                        {
+                            "name": "view",
+                            "offer": "BIG",
+                            "profile_id": f"p{n}",
+                            "event_id": f"{n}.{i}.{j}",
+                        }
+                        for j in range(5)
+                    ]
+                    answer = http.post(f"{served.url}/v1/events", json={"events": events})
+                    if answer.status_code == 200:
+                        acked_events.update(e["event_id"] for e in events)
+                    else:
+                        failures.append(answer.text)
+                except httpx.HTTPError:
+                    return  # the server is gone
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    while len(acked_events) < 300:
+        time.sleep(0.01)
+    served.process.send_signal(signal.SIGKILL)
+    served.process.wait(timeout=30)
+    for t in threads:
+        t.join()
+    assert not failures
+    with shop.db.session() as s:
+        stored_events = set(s.scalars(select(EventRow.event_id)))
+        stored_codes = set(s.scalars(select(PropositionRow.tracking_code)))
+    assert acked_events <= stored_events and len(acked_events) >= 300
+    assert acked_codes <= stored_codes
+
+
+def test_a_stopped_runtime_writes_what_it_accepted(shop: Deployed, tmp_path: Path) -> None:
+    served = _runtime(shop, tmp_path)
+    with httpx.Client(headers={"X-API-Key": shop.key}) as http:
+        answer = http.post(
+            f"{served.url}/v1/events",
+            json={
+                "events": [{"name": "view", "offer": "BIG", "profile_id": "v", "event_id": "last"}]
+            },
+        )
+    assert answer.json()["stored"] == 1
+    served.process.send_signal(signal.SIGTERM)
+    # uvicorn shuts down gracefully (the lifespan drains the recorder), then lets the
+    # signal end the process as it would have
+    assert served.process.wait(timeout=30) in (0, -signal.SIGTERM)
+    with shop.db.session() as s:
+        assert s.scalars(select(EventRow.event_id)).all() == ["last"]
