@@ -226,3 +226,22 @@ def test_odd_surroundings_get_a_message_not_a_traceback(
 
     code, output = run(runner, "db", "current", "--database", "foo://bar")
     assert code == 2 and "cannot use the database URL" in output
+
+
+def test_runtime_keys(cli: CliRunner, database: Database) -> None:
+    login(cli, "ann")
+    code, output = run(cli, "keys", "add", "--env", "staging", "--name", "web")
+    assert code == 0, output
+    key = output.split()[-1]
+    assert key.startswith("ovk_")
+    with database.session() as s:
+        assert access.environment_of_key(s, key) == "staging"
+    code, output = run(cli, "keys", "list")
+    assert code == 0 and "web" in output and key not in output
+    code, output = run(cli, "keys", "revoke", "1")
+    assert code == 0 and "Revoked key #1" in output
+    with database.session() as s:
+        assert access.environment_of_key(s, key) is None
+    login(cli, "olga")
+    code, output = run(cli, "keys", "add", "--env", "staging")
+    assert code == 1 and "administrator" in output

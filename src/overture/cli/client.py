@@ -167,6 +167,9 @@ class Api:
     def post(self, path: str, body: Any = None, if_match: str | None = None) -> Any:
         return self.call("POST", path, json_body=body, if_match=if_match).data
 
+    def delete(self, path: str) -> None:
+        self.call("DELETE", path)
+
     def pages(self, path: str, **params: Any) -> list[Any]:
         """Every item of a paginated list."""
         items: list[Any] = []
