@@ -33,6 +33,13 @@ def test_engine_example() -> None:
     assert "ACC-STUDENT" not in result["after two rejections"]
 
 
+def test_runtime_example() -> None:
+    result = _load("runtime_example").main()
+    assert result["first"] == "ACC-STUDENT"
+    assert result["event"] == ("stored", "accepted")
+    assert result["later"] != "ACC-STUDENT"
+
+
 def test_the_readme_python_snippet_runs() -> None:
     readme = (EXAMPLES.parents[1] / "README.md").read_text()
     snippet = readme.split("```python\n", 1)[1].split("```", 1)[0]

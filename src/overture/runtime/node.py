@@ -34,7 +34,7 @@ class RuntimeSettings:
     poll_seconds: float = 1.0  # how often to look for a new deployment
     session_idle_seconds: float = 1800.0
     max_sessions: int = 100_000  # held in memory (without Redis)
-    profile_cache_seconds: float = 5.0
+    profile_cache_seconds: float = 30.0
     key_recheck_seconds: float = 30.0
     redis_prefix: str = "overture"
 

@@ -1,0 +1,262 @@
+"""Runtime HTTP load: decisions and events per second, p50/p99, with wrk on loopback.
+
+    python -m benchmarks.runtime [--seconds 8] [--connections 32]
+
+Needs wrk (Debian: apt-get install wrk). For each configuration, uvicorn serves the
+runtime in a separate process (1 and 2 workers), with the history recorded in SQLite and,
+when OVERTURE_TEST_POSTGRES_URL and OVERTURE_TEST_REDIS_URL are set, in PostgreSQL with
+counters and sessions in Redis. Every decision is for a random one of 10,000 demo
+customers on the demo catalog (web_home_hero + web_account_sidebar: up to 4 offers,
+capping on), so policies read real histories and every proposition is stored.
+
+The ceiling, measured in the same run with the same workers and wrk settings, is a
+Starlette route that only decodes the JSON body and answers (benchmarks/ceiling.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from overture.catalog import load_catalog
+from overture.demo import CATALOG_PATH, profiles
+from overture.design import access, deployments, transfer
+from overture.runtime.profiles import load_rows
+from overture.store import Database
+from tests.design.helpers import ADMIN, DEPLOYER, approve_all, demo_files
+from tests.integration import postgres_schema
+
+CUSTOMERS = 10_000
+DECISION_SCRIPT = """
+math.randomseed(%(seed)d)
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["X-API-Key"] = "%(key)s"
+local template = '{"profile_id":"C%%07d","placements":[{"placement":"web_home_hero"},'
+  .. '{"placement":"web_account_sidebar"}]}'
+request = function()
+  local body = string.format(template, math.random(0, %(customers)d - 1))
+  return wrk.format(nil, "/v1/decisions", nil, body)
+end
+"""
+EVENT_SCRIPT = """
+local n = 0
+local thread_id = "%(seed)d"
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["X-API-Key"] = "%(key)s"
+local template = '{"name":"view","offer":"SVC-PAPERLESS","profile_id":"C%%07d",'
+  .. '"event_id":"%%s-%%d"}'
+request = function()
+  n = n + 1
+  local body = string.format(template, n %% %(customers)d, thread_id, n)
+  return wrk.format(nil, "/v1/events", nil, body)
+end
+"""
+
+
+@dataclass
+class Result:
+    label: str
+    workers: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def prepare(db: Database) -> str:
+    db.upgrade()
+    with db.session() as s:
+        transfer.import_catalog(s, ADMIN, demo_files())
+        approve_all(s)
+        deployments.deploy(s, DEPLOYER, "staging")
+        key = access.create_api_key(s, ADMIN, "staging", "bench").key
+    audience = load_catalog(CATALOG_PATH).audiences[0]
+    load_rows(db, audience, profiles.generate(CUSTOMERS).to_pylist())
+    return key
+
+
+@contextlib.contextmanager
+def server(args: list[str], env: dict[str, str] | None = None) -> Iterator[str]:
+    port = _free_port()
+    process = subprocess.Popen(
+        [*args, "--port", str(port)],
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code in (200, 404):
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(f"the server did not start: {' '.join(args)}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def wrk(url: str, script: str, seconds: int, connections: int) -> tuple[float, float, float, int]:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(script)
+    try:
+        # warm up (JIT-free Python still fills caches: plans, profiles, histories)
+        subprocess.run(
+            ["wrk", "-t1", f"-c{connections}", "-d2s", "-s", f.name, url],
+            capture_output=True,
+            check=True,
+        )
+        out = subprocess.run(
+            ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", f.name, url],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    finally:
+        os.unlink(f.name)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    )
+    count = int(errors.group(1)) if errors else 0
+    if socket_errors:
+        count += sum(int(x) for x in socket_errors.groups())
+    return rps, p50, p99, count
+
+
+def _ms(text: str) -> float:
+    number, unit = re.match(r"([\d.]+)(\w+)", text).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    options = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is needed: apt-get install wrk (Debian)")
+    overture = str(Path(sys.executable).parent / "overture")
+    results: list[Result] = []
+    uvicorn = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+
+    def run(
+        label: str, workers: int, args: list[str], script: str, env: dict[str, str] | None = None
+    ) -> None:
+        with server([*args, "--workers", str(workers)], env) as url:
+            rps, p50, p99, errors = wrk(url, script, options.seconds, options.connections)
+        results.append(Result(label, workers, rps, p50, p99, errors))
+        print(
+            f"  {label:<34} {workers} worker(s) {rps:>9,.0f}/s"
+            f"  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms" + (f"  {errors} errors" if errors else ""),
+            flush=True,
+        )
+
+    print(
+        f"wrk -t1 -c{options.connections} -d{options.seconds}s on loopback; "
+        "10,000 customers, demo catalog"
+    )
+    with tempfile.TemporaryDirectory() as folder, contextlib.ExitStack() as stack:
+        setups: list[tuple[str, str, list[str]]] = []
+        sqlite = Database(str(Path(folder) / "bench.db"))
+        setups.append(("SQLite history", sqlite.url, []))
+        if os.environ.get("OVERTURE_TEST_POSTGRES_URL") and os.environ.get(
+            "OVERTURE_TEST_REDIS_URL"
+        ):
+            pg = Database(stack.enter_context(postgres_schema()))
+            setups.append(
+                ("PostgreSQL + Redis", pg.url, ["--redis", os.environ["OVERTURE_TEST_REDIS_URL"]])
+            )
+        keys = {}
+        for label, url, _extra in setups:
+            keys[label] = prepare(Database(url))
+        for workers in options.workers:
+            run(
+                "ceiling (Starlette + msgspec)",
+                workers,
+                [*uvicorn, "benchmarks.ceiling:create"],
+                DECISION_SCRIPT % {"seed": 1, "key": "", "customers": CUSTOMERS},
+            )
+            for label, url, extra in setups:
+                key = keys[label]
+                args = [
+                    overture,
+                    "serve",
+                    "--role",
+                    "runtime",
+                    "--env",
+                    "staging",
+                    "--database",
+                    url,
+                    *extra,
+                ]
+                run(
+                    f"decisions, {label}",
+                    workers,
+                    args,
+                    DECISION_SCRIPT % {"seed": 2, "key": key, "customers": CUSTOMERS},
+                )
+                run(
+                    f"events, {label}",
+                    workers,
+                    args,
+                    EVENT_SCRIPT
+                    % {
+                        "seed": secrets.randbelow(10**6) + workers * 10**7,
+                        "key": key,
+                        "customers": CUSTOMERS,
+                    },
+                )
+    print()
+    ceiling = {r.workers: r.rps for r in results if r.label.startswith("ceiling")}
+    print(f"{'':<34} {'workers':>7} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'of ceiling':>10}")
+    for r in results:
+        print(
+            f"{r.label:<34} {r.workers:>7} {r.rps:>9,.0f} {r.p50_ms:>7.2f} {r.p99_ms:>7.2f} "
+            f"{r.rps / ceiling[r.workers]:>9.0%}"
+        )
+    print("aim: >= 5,000 decisions/s with p99 < 10 ms, and >= 50% of the ceiling")
+
+
+if __name__ == "__main__":
+    main()
