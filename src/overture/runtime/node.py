@@ -12,6 +12,7 @@ environment side by side.
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from overture.runtime.keys import ApiKeys
@@ -46,19 +47,25 @@ class RuntimeNode:
         self.metrics = Metrics()
         self.plans = LivePlans(self.db, settings.environments, settings.poll_seconds)
         self.recorder = Recorder(self.db)
+        # threads for database reads (profiles, histories, tracking codes, API keys)
+        self.readers = ThreadPoolExecutor(4, thread_name_prefix="overture-read")
         self.ledger: Ledger
         self.sessions: SessionStore
         if settings.redis:
             from overture.runtime.redis_ledger import RedisLedger
 
-            self.ledger = RedisLedger(self.db, self.recorder, settings.redis, settings.redis_prefix)
+            self.ledger = RedisLedger(
+                self.db, self.recorder, self.readers, settings.redis, settings.redis_prefix
+            )
             self.sessions = RedisSessions(
                 settings.redis, settings.session_idle_seconds, settings.redis_prefix
             )
         else:
-            self.ledger = SqlLedger(self.db, self.recorder)
+            self.ledger = SqlLedger(self.db, self.recorder, self.readers)
             self.sessions = MemorySessions(settings.session_idle_seconds, settings.max_sessions)
-        self.profiles = ProfileSource(self.db, ttl_seconds=settings.profile_cache_seconds)
+        self.profiles = ProfileSource(
+            self.db, self.readers, ttl_seconds=settings.profile_cache_seconds
+        )
         self.keys = ApiKeys(self.db, settings.key_recheck_seconds)
         self.runtime = Runtime(self.plans, self.ledger, self.sessions, self.profiles, self.metrics)
         self.started = False
@@ -77,3 +84,5 @@ class RuntimeNode:
         await asyncio.to_thread(self.recorder.close)
         await self.ledger.close()
         await self.sessions.close()
+        self.profiles.close()
+        self.readers.shutdown(wait=True)

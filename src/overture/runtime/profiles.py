@@ -30,11 +30,11 @@ from sqlalchemy import (
     Table,
     Text,
     inspect,
-    select,
 )
 from sqlalchemy.types import TypeEngine
 
 from overture.catalog import Audience
+from overture.runtime.raw import RawReader
 from overture.store import Database
 
 _TYPES: dict[str, type[TypeEngine[Any]]] = {
@@ -109,7 +109,11 @@ class ProfileSource:
         self._cache: OrderedDict[tuple[str, str], tuple[float, dict[str, Any] | None]] = (
             OrderedDict()
         )
-        self._tables: dict[tuple[str, tuple[str, ...]], tuple[Table, list[str]]] = {}
+        self._queries: dict[tuple[str, tuple[str, ...]], tuple[str, list[str], list[str]]] = {}
+        self.raw = RawReader(db)
+
+    def close(self) -> None:
+        self.raw.close()
 
     async def load(self, audience: Audience, profile_id: str) -> dict[str, Any] | None:
         """The profile's attributes, or None when the table has no such row."""
@@ -127,17 +131,18 @@ class ProfileSource:
             self._cache.popitem(last=False)
         return row
 
-    def _table(self, audience: Audience) -> tuple[Table, list[str]]:
+    def _query(self, audience: Audience) -> tuple[str, list[str], list[str]]:
+        """(SQL, columns read, list columns) for the audience's table, checked once."""
         assert audience.profile_table is not None
         key = (audience.profile_table, tuple(audience.fields))
-        known = self._tables.get(key)
+        known = self._queries.get(key)
         if known is None:
             present = inspect(self.db.engine)
             if not present.has_table(audience.profile_table):
                 raise ProfileTableError(
                     f"audience {audience.name!r} looks profiles up in table "
                     f"{audience.profile_table!r}, which the runtime database does not have; "
-                    "create it (overture profiles load) or send the profile inline"
+                    "create it or send the profile inline"
                 )
             columns = {c["name"] for c in present.get_columns(audience.profile_table)}
             if audience.id_field not in columns:
@@ -145,22 +150,22 @@ class ProfileSource:
                     f"table {audience.profile_table!r} has no column {audience.id_field!r} "
                     f"(the id field of audience {audience.name!r})"
                 )
-            lists = [n for n, k in audience.fields.items() if k.value == "list[string]"]
-            known = (table_for(audience, columns), lists)
-            self._tables[key] = known
+            names = [n for n in audience.fields if n in columns]
+            lists = [n for n in names if audience.fields[n].value == "list[string]"]
+            # identifiers only (the catalog's Identifier pattern), quoted
+            sql = (
+                f"SELECT {', '.join(f'{chr(34)}{n}{chr(34)}' for n in names)} "
+                f'FROM "{audience.profile_table}" WHERE "{audience.id_field}" = ?'
+            )
+            known = self._queries[key] = (sql, names, lists)
         return known
 
     def _read(self, audience: Audience, profile_id: str) -> dict[str, Any] | None:
-        table, lists = self._table(audience)
-        with self.db.engine.connect() as conn:
-            row = (
-                conn.execute(select(table).where(table.c[audience.id_field] == profile_id))
-                .mappings()
-                .first()
-            )
-        if row is None:
+        sql, names, lists = self._query(audience)
+        rows = self.raw.rows(sql, (profile_id,))
+        if not rows:
             return None
-        out = {str(k): v for k, v in row.items()}  # keys: plain str, not quoted_name
+        out = dict(zip(names, rows[0], strict=True))
         for name in lists:
             value = out.get(name)
             if isinstance(value, str):

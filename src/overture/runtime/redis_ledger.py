@@ -16,6 +16,7 @@ they are counted. A crash between the two leaves Redis short of a count, never o
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 from overture.runtime.ledger import Claim, ClaimResult, Entry, EventRecord, ProfileHistory
@@ -82,11 +83,16 @@ class RedisLedger(SqlLedger):
     """SqlLedger's database reads and writes, with counts and claims moved to Redis."""
 
     def __init__(
-        self, db: Database, recorder: Recorder, url: str, prefix: str = "overture"
+        self,
+        db: Database,
+        recorder: Recorder,
+        readers: ThreadPoolExecutor,
+        url: str,
+        prefix: str = "overture",
     ) -> None:
         import redis.asyncio as aioredis
 
-        super().__init__(db, recorder)
+        super().__init__(db, recorder, readers)
         self.redis = aioredis.Redis.from_url(url)
         self.prefix = prefix
         self._load_script = self.redis.register_script(_LOAD)

@@ -27,6 +27,7 @@ from overture.runtime.ledger import (
     ProfileHistory,
 )
 from overture.runtime.plans import LivePlan
+from overture.runtime.raw import RawReader, as_time
 from overture.runtime.recorder import Recorder
 from overture.store import Database
 from overture.store.history import (
@@ -41,19 +42,33 @@ E = cast(Table, EventRow.__table__)
 V = cast(Table, ProfileVersionRow.__table__)
 INV = cast(Table, InventoryCounterRow.__table__)
 
+# The hot reads, through the driver (raw.py)
+_VERSION = (
+    "SELECT version FROM profile_versions WHERE environment = ? AND audience = ? AND profile_id = ?"
+)
+_PRESENTED = (
+    "SELECT offer_code, categories, channel, decided_at FROM propositions "
+    "WHERE environment = ? AND profile_id = ? AND decided_at >= ? AND audience = ?"
+)
+_COUNTED = (
+    "SELECT kind, offer_code, categories, channel, at FROM events "
+    "WHERE environment = ? AND profile_id = ? AND counted AND audience = ?"
+)
+
 
 class SqlLedger:
-    def __init__(self, db: Database, recorder: Recorder, readers: int = 4) -> None:
+    def __init__(self, db: Database, recorder: Recorder, readers: ThreadPoolExecutor) -> None:
         self.db = db
         self.recorder = recorder
         self._dialect_insert = sqlite.insert if db.is_sqlite else postgresql.insert
-        self._readers = ThreadPoolExecutor(readers, thread_name_prefix="overture-read")
+        self._readers = readers
+        self.raw = RawReader(db)
 
     async def start(self) -> None:
         pass
 
     async def close(self) -> None:
-        self._readers.shutdown(wait=True)
+        self.raw.close()
 
     # -- reads ---------------------------------------------------------------------------
     async def load(self, live: LivePlan, audience: str, profile_id: str) -> ProfileHistory:
@@ -65,38 +80,29 @@ class SqlLedger:
     def _load(
         self, live: LivePlan, audience: str, profile_id: str, now: dt.datetime
     ) -> ProfileHistory:
-        env = live.environment
+        env, raw = live.environment, self.raw
         entries: list[Entry] = []
-        with self.db.engine.connect() as conn:
-            version = conn.scalar(
-                select(V.c.version).where(
-                    V.c.environment == env, V.c.audience == audience, V.c.profile_id == profile_id
-                )
-            )
-            if live.presented_window is not None:
-                since = now - live.presented_window
-                for code, categories, channel, at in conn.execute(
-                    select(P.c.offer_code, P.c.categories, P.c.channel, P.c.decided_at).where(
-                        P.c.environment == env,
-                        P.c.profile_id == profile_id,
-                        P.c.decided_at >= since,
-                        P.c.audience == audience,
-                    )
-                ):
-                    entries.append(Entry("presented", code, _split(categories), channel, at))
-            if live.presented_window is not None or live.responses_ever or live.responses_window:
+        found = raw.rows(_VERSION, (env, audience, profile_id))
+        if live.presented_window is not None:
+            since = raw.time(now - live.presented_window)
+            for code, categories, channel, at in raw.rows(
+                _PRESENTED, (env, profile_id, since, audience)
+            ):
+                entries.append(Entry("presented", code, _split(categories), channel, as_time(at)))
+        if live.presented_window is not None or live.responses_ever or live.responses_window:
+            if live.responses_ever:
+                rows = raw.rows(_COUNTED, (env, profile_id, audience))
+            else:
                 windows = [w for w in (live.presented_window, live.responses_window) if w]
-                query = select(E.c.kind, E.c.offer_code, E.c.categories, E.c.channel, E.c.at).where(
-                    E.c.environment == env,
-                    E.c.profile_id == profile_id,
-                    E.c.counted.is_(True),
-                    E.c.audience == audience,
+                rows = raw.rows(
+                    _COUNTED + " AND at >= ?",
+                    (env, profile_id, audience, raw.time(now - max(windows))),
                 )
-                if not live.responses_ever:
-                    query = query.where(E.c.at >= now - max(windows))
-                for kind, code, categories, channel, at in conn.execute(query):
-                    entries.append(Entry(kind, code or "", _split(categories), channel or "", at))
-        return ProfileHistory.of(version or 0, entries)
+            for kind, code, categories, channel, at in rows:
+                entries.append(
+                    Entry(kind, code or "", _split(categories), channel or "", as_time(at))
+                )
+        return ProfileHistory.of(found[0][0] if found else 0, entries)
 
     async def propositions(self, tracking_codes: list[str]) -> dict[str, dict[str, Any]]:
         if not tracking_codes:
