@@ -123,3 +123,16 @@ def test_only_rule_errors_escape(source: str) -> None:
         assert predicate(profile, {"i": 1, "s": "y"}, {"a": True}, {}, instant) in (True, False)
     for dialect in DIALECTS:
         assert to_sql(tree, dialect, now=instant.now)
+
+
+def test_a_digit_of_another_script_is_an_unexpected_character() -> None:
+    """Found by the fuzz test above: `\\d` matched Arabic-Indic digits, the number pattern
+    (ASCII) then matched nothing, and int('') escaped as a ValueError."""
+    from overture.rules import RuleError, parse
+
+    for source in ("\u0663", "age > \u0663", "x == 1\u0663"):
+        try:
+            parse(source)
+        except RuleError:
+            continue
+        raise AssertionError(f"{source!r} parsed")

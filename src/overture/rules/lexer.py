@@ -113,7 +113,7 @@ class Token(NamedTuple):
 _TOKENS = re.compile(
     r"""
     (?P<blank>[ \t\r\n]+|\#[^\n]*)
-  | (?P<num>\d|\.\d)
+  | (?P<num>[0-9]|\.[0-9])
   | (?P<word>[A-Za-z_])
   | (?P<str>['"])
   | (?P<op>==|!=|<=|>=|[<>+\-*/%()\[\],.])
