@@ -81,7 +81,10 @@ class RuntimeNode:
         its queue), then close connections."""
         self.started = False
         await self.plans.stop()
-        await asyncio.to_thread(self.recorder.close)
+        if self.recorder.inline:
+            self.recorder.close()
+        else:
+            await asyncio.to_thread(self.recorder.close)
         await self.ledger.close()
         await self.sessions.close()
         self.profiles.close()

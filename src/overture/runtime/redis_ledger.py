@@ -21,8 +21,9 @@ from typing import Any, cast
 
 from overture.runtime.ledger import Claim, ClaimResult, Entry, EventRecord, ProfileHistory
 from overture.runtime.plans import LivePlan
+from overture.runtime.raw import Tx
 from overture.runtime.recorder import Recorder
-from overture.runtime.sql_ledger import SqlLedger
+from overture.runtime.sql_ledger import SqlLedger, insert_propositions
 from overture.store import Database
 
 _LOAD = """
@@ -79,6 +80,21 @@ return v
 _DAY_TTL = 2 * 86400  # a day's inventory counter outlives its day
 
 
+def profile_keys(prefix: str, env: str, audience: str, profile_id: str) -> tuple[str, str, str]:
+    """A profile's keys: its version, its presented set, its responses set."""
+    base = f"{prefix}:{env}:{audience}:{profile_id}"
+    return f"{base}:v", f"{base}:p", f"{base}:r"
+
+
+def inventory_key(prefix: str, env: str, offer_code: str, period: str) -> str:
+    return f"{prefix}:{env}:inventory:{offer_code}:{period}"
+
+
+def inventory_ttl(period: str) -> int:
+    """Seconds an inventory counter lives after its last increment (0: for ever)."""
+    return 0 if period == "total" else _DAY_TTL
+
+
 class RedisLedger(SqlLedger):
     """SqlLedger's database reads and writes, with counts and claims moved to Redis."""
 
@@ -101,8 +117,7 @@ class RedisLedger(SqlLedger):
         self._live: dict[str, LivePlan] = {}  # retention per environment, as last seen
 
     def _keys(self, env: str, audience: str, profile_id: str) -> tuple[str, str, str]:
-        base = f"{self.prefix}:{env}:{audience}:{profile_id}"
-        return f"{base}:v", f"{base}:p", f"{base}:r"
+        return profile_keys(self.prefix, env, audience, profile_id)
 
     async def start(self) -> None:
         await self.redis.ping()
@@ -135,14 +150,14 @@ class RedisLedger(SqlLedger):
             claim.environment, claim.audience, claim.profile_id or ""
         )
         inv_keys = [
-            f"{self.prefix}:{claim.environment}:inventory:{i.offer_code}:{i.period}"
+            inventory_key(self.prefix, claim.environment, i.offer_code, i.period)
             for i in claim.inventory
         ]
         args: list[Any] = [
             "" if claim.expected is None or claim.profile_id is None else claim.expected,
             len(claim.inventory),
             *(i.limit for i in claim.inventory),
-            *(0 if i.period == "total" else _DAY_TTL for i in claim.inventory),
+            *(inventory_ttl(i.period) for i in claim.inventory),
             dt.datetime.now(dt.UTC).timestamp(),
             window,
             keep,
@@ -158,7 +173,7 @@ class RedisLedger(SqlLedger):
         if result[0] == -2:
             inv = claim.inventory[result[1] - 1]
             return ClaimResult(False, exhausted=[(inv.offer_code, inv.period, int(result[2]))])
-        await self.recorder.submit(_insert_propositions, claim.propositions)
+        await self.recorder.submit(_record_propositions, claim.propositions)
         return ClaimResult(True, version=int(result[0]) if claim.expected is not None else None)
 
     async def record_events(self, environment: str, events: list[EventRecord]) -> list[bool]:
@@ -185,14 +200,8 @@ class RedisLedger(SqlLedger):
         return stored
 
 
-def _insert_propositions(conn: Any, batches: list[list[dict[str, Any]]]) -> list[None]:
-    from sqlalchemy import insert
-
-    from overture.runtime.sql_ledger import P
-
-    rows = [row for batch in batches for row in batch]
-    if rows:
-        conn.execute(insert(P), rows)
+def _record_propositions(tx: Tx, batches: list[list[dict[str, Any]]]) -> list[None]:
+    insert_propositions(tx, batches)
     return [None] * len(batches)
 
 

@@ -10,9 +10,11 @@ with other nodes are caught by the claim.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import random
 import secrets
 import uuid
 from collections import OrderedDict
@@ -66,8 +68,6 @@ class _KeyedLocks:
 
     @contextlib.asynccontextmanager
     async def hold(self, key: ProfileKey) -> AsyncIterator[None]:
-        import asyncio
-
         entry = self._locks.get(key)
         if entry is None:
             entry = self._locks[key] = [asyncio.Lock(), 0]
@@ -90,7 +90,7 @@ class Runtime:
         profiles: ProfileSource,
         metrics: Metrics,
         *,
-        max_attempts: int = 10,
+        max_attempts: int = 20,
         cached_profiles: int = 20_000,
         recent_propositions: int = 100_000,
     ) -> None:
@@ -178,7 +178,7 @@ class Runtime:
         ):
             profile_key = (env, request.audience or live.plan.default_audience, profile_id)
         async with self._locks.hold(profile_key) if profile_key else contextlib.nullcontext():
-            for _attempt in range(self.max_attempts):
+            for attempt in range(self.max_attempts):
                 history = None
                 if profile_key is not None:
                     history = await self._history(live, profile_key)
@@ -203,6 +203,9 @@ class Runtime:
                 self.metrics.claim_conflicts.labels(env).inc()
                 if result.conflict and profile_key is not None:
                     self._histories.pop(profile_key, None)
+                    # another node is deciding for this profile right now: let it finish
+                    # (a random pause, so that two nodes do not keep colliding in step)
+                    await asyncio.sleep(random.uniform(0, 0.001 * (attempt + 1)))
                 for offer, period, used in result.exhausted:
                     self.inventory.saw(env, offer, period, used)
         raise Unavailable(

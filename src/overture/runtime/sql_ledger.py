@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, and_, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, select
 
 from overture.runtime.ledger import (
     Claim,
@@ -27,7 +27,7 @@ from overture.runtime.ledger import (
     ProfileHistory,
 )
 from overture.runtime.plans import LivePlan
-from overture.runtime.raw import RawReader, as_time
+from overture.runtime.raw import RawReader, Tx, as_time
 from overture.runtime.recorder import Recorder
 from overture.store import Database
 from overture.store.history import (
@@ -60,7 +60,6 @@ class SqlLedger:
     def __init__(self, db: Database, recorder: Recorder, readers: ThreadPoolExecutor) -> None:
         self.db = db
         self.recorder = recorder
-        self._dialect_insert = sqlite.insert if db.is_sqlite else postgresql.insert
         self._readers = readers
         self.raw = RawReader(db)
 
@@ -72,6 +71,8 @@ class SqlLedger:
 
     # -- reads ---------------------------------------------------------------------------
     async def load(self, live: LivePlan, audience: str, profile_id: str) -> ProfileHistory:
+        if self.raw.sqlite:  # a few indexed reads: cheaper here than a thread's round trip
+            return self._load(live, audience, profile_id, _utcnow())
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             self._readers, self._load, live, audience, profile_id, _utcnow()
@@ -107,6 +108,8 @@ class SqlLedger:
     async def propositions(self, tracking_codes: list[str]) -> dict[str, dict[str, Any]]:
         if not tracking_codes:
             return {}
+        if self.raw.sqlite:
+            return self._propositions(tracking_codes)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._readers, self._propositions, tracking_codes)
 
@@ -115,120 +118,179 @@ class SqlLedger:
             rows = conn.execute(select(P).where(P.c.tracking_code.in_(codes))).mappings()
             return {row["tracking_code"]: dict(row) for row in rows}
 
-    # -- writes --------------------------------------------------------------------------
+    # -- writes (in the recorder's thread, on its transaction: raw.Tx) ----------------------
     async def claim(self, claim: Claim) -> ClaimResult:
         result: ClaimResult = await self.recorder.submit(self._claims, claim)
         return result
 
-    def _claims(self, conn: Connection, claims: list[Claim]) -> list[ClaimResult]:
-        results = [self._claim(conn, c) for c in claims]
-        rows = [row for c, r in zip(claims, results, strict=True) if r.ok for row in c.propositions]
-        if rows:
-            conn.execute(insert(P), rows)
+    def _claims(self, tx: Tx, claims: list[Claim]) -> list[ClaimResult]:
+        results = [self._claim(tx, c) for c in claims]
+        insert_propositions(
+            tx, [c.propositions for c, r in zip(claims, results, strict=True) if r.ok]
+        )
         return results
 
-    def _claim(self, conn: Connection, claim: Claim) -> ClaimResult:
+    def _claim(self, tx: Tx, claim: Claim) -> ClaimResult:
         env = claim.environment
         taken: list[tuple[str, str]] = []
         for inv in claim.inventory:
-            where = and_(
-                INV.c.environment == env,
-                INV.c.offer_code == inv.offer_code,
-                INV.c.period == inv.period,
-            )
-            done = conn.execute(
-                update(INV).where(where, INV.c.used < inv.limit).values(used=INV.c.used + 1)
-            ).rowcount
+            key = (env, inv.offer_code, inv.period)
+            done = tx.execute(_INVENTORY_TAKE, (*key, inv.limit)) == 1
             if not done:
-                done = _inserted(
-                    conn,
-                    self._dialect_insert(INV)
-                    .values(environment=env, offer_code=inv.offer_code, period=inv.period, used=1)
-                    .on_conflict_do_nothing()
-                    .returning(INV.c.used),
-                )
+                done = tx.first(_INVENTORY_FIRST, key) is not None
             if not done:
-                used = conn.scalar(select(INV.c.used).where(where)) or inv.limit
-                self._undo(conn, env, taken)
+                row = tx.first(_INVENTORY_USED, key)
+                self._undo(tx, env, taken)
+                used = row[0] if row else inv.limit
                 return ClaimResult(False, exhausted=[(inv.offer_code, inv.period, used)])
             taken.append((inv.offer_code, inv.period))
         if claim.expected is None or claim.profile_id is None:
             return ClaimResult(True)
-        key = and_(
-            V.c.environment == env,
-            V.c.audience == claim.audience,
-            V.c.profile_id == claim.profile_id,
-        )
+        who = (env, claim.audience, claim.profile_id)
         if claim.expected == 0:
-            done = _inserted(
-                conn,
-                self._dialect_insert(V)
-                .values(
-                    environment=env, audience=claim.audience, profile_id=claim.profile_id, version=1
-                )
-                .on_conflict_do_nothing()
-                .returning(V.c.version),
-            )
+            done = tx.first(_VERSION_FIRST, who) is not None
         else:
-            done = conn.execute(
-                update(V).where(key, V.c.version == claim.expected).values(version=V.c.version + 1)
-            ).rowcount
+            done = tx.execute(_VERSION_NEXT, (*who, claim.expected)) == 1
         if not done:
-            self._undo(conn, env, taken)
+            self._undo(tx, env, taken)
             return ClaimResult(False, conflict=True)
         return ClaimResult(True, version=claim.expected + 1)
 
-    def _undo(self, conn: Connection, env: str, taken: list[tuple[str, str]]) -> None:
+    def _undo(self, tx: Tx, env: str, taken: list[tuple[str, str]]) -> None:
         for offer, period in taken:
-            conn.execute(
-                update(INV)
-                .where(INV.c.environment == env, INV.c.offer_code == offer, INV.c.period == period)
-                .values(used=INV.c.used - 1)
-            )
+            tx.execute(_INVENTORY_GIVE_BACK, (env, offer, period))
 
     async def record_events(self, environment: str, events: list[EventRecord]) -> list[bool]:
         stored: list[bool] = await self.recorder.submit(self._events, events)
         return stored
 
-    def _events(self, conn: Connection, batches: list[list[EventRecord]]) -> list[list[bool]]:
-        rows = [e.row for batch in batches for e in batch]
-        inserted: set[tuple[str, str]] = set()
-        if rows:
-            stmt = (
-                self._dialect_insert(E)
-                .on_conflict_do_nothing(index_elements=["environment", "event_id"])
-                .returning(E.c.environment, E.c.event_id)
-            )
-            inserted = {(r[0], r[1]) for r in conn.execute(stmt, rows)}
+    def _events(self, tx: Tx, batches: list[list[EventRecord]]) -> list[list[bool]]:
+        rows = [_event_values(tx, e.row) for batch in batches for e in batch]
+        flags = iter(tx.inserted(_EVENT_INSERT, rows))
         bumps: set[tuple[str, str, str]] = set()
         out: list[list[bool]] = []
         for batch in batches:
-            flags = []
+            batch_flags = []
             for e in batch:
-                key = (e.row["environment"], e.row["event_id"])
-                new = key in inserted
-                inserted.discard(key)  # a repeated id within the batch is a duplicate
-                flags.append(new)
+                new = next(flags)
+                batch_flags.append(new)
                 if new and e.entry is not None and e.row["profile_id"] is not None:
                     bumps.add((e.row["environment"], e.row["audience"], e.row["profile_id"]))
-            out.append(flags)
-        for env, audience, profile_id in sorted(bumps):
-            upsert = self._dialect_insert(V).values(
-                environment=env, audience=audience, profile_id=profile_id, version=1
-            )
-            conn.execute(
-                upsert.on_conflict_do_update(
-                    index_elements=["environment", "audience", "profile_id"],
-                    set_={"version": V.c.version + 1},
-                )
-            )
+            out.append(batch_flags)
+        for who in sorted(bumps):
+            tx.execute(_VERSION_BUMP, who)
         return out
 
 
-def _inserted(conn: Connection, statement: Any) -> int:
-    """1 if the INSERT ... ON CONFLICT DO NOTHING inserted its row, else 0 (psycopg reports
-    rowcount -1 for it, so RETURNING tells)."""
-    return 1 if conn.execute(statement).first() is not None else 0
+_PROPOSITION_COLUMNS = (
+    "tracking_code",
+    "environment",
+    "deployment",
+    "audience",
+    "profile_id",
+    "session_id",
+    "placement",
+    "channel",
+    "offer_code",
+    "categories",
+    "rank",
+    "score",
+    "probability",
+    "fallback",
+    "decided_at",
+)
+_PROPOSITION_INSERT = (
+    f"INSERT INTO propositions ({', '.join(_PROPOSITION_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(_PROPOSITION_COLUMNS))})"
+)
+_EVENT_COLUMNS = (
+    "environment",
+    "event_id",
+    "name",
+    "kind",
+    "counted",
+    "tracking_code",
+    "audience",
+    "profile_id",
+    "session_id",
+    "offer_code",
+    "categories",
+    "channel",
+    "placement",
+    "at",
+    "received_at",
+    "attributes",
+)
+_EVENT_INSERT = (
+    f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(_EVENT_COLUMNS))}) "
+    "ON CONFLICT (environment, event_id) DO NOTHING"
+)
+_INVENTORY_TAKE = (
+    "UPDATE inventory_counters SET used = used + 1 "
+    "WHERE environment = ? AND offer_code = ? AND period = ? AND used < ?"
+)
+_INVENTORY_FIRST = (
+    "INSERT INTO inventory_counters (environment, offer_code, period, used) "
+    "VALUES (?, ?, ?, 1) ON CONFLICT DO NOTHING RETURNING used"
+)
+_INVENTORY_USED = (
+    "SELECT used FROM inventory_counters WHERE environment = ? AND offer_code = ? AND period = ?"
+)
+_INVENTORY_GIVE_BACK = (
+    "UPDATE inventory_counters SET used = used - 1 "
+    "WHERE environment = ? AND offer_code = ? AND period = ?"
+)
+_VERSION_FIRST = (
+    "INSERT INTO profile_versions (environment, audience, profile_id, version) "
+    "VALUES (?, ?, ?, 1) ON CONFLICT DO NOTHING RETURNING version"
+)
+_VERSION_NEXT = (
+    "UPDATE profile_versions SET version = version + 1 "
+    "WHERE environment = ? AND audience = ? AND profile_id = ? AND version = ?"
+)
+_VERSION_BUMP = (
+    "INSERT INTO profile_versions (environment, audience, profile_id, version) "
+    "VALUES (?, ?, ?, 1) ON CONFLICT (environment, audience, profile_id) "
+    "DO UPDATE SET version = profile_versions.version + 1"
+)
+
+
+def insert_propositions(tx: Tx, batches: list[list[dict[str, Any]]]) -> None:
+    """Record propositions (claimed ones) in one statement for the whole batch."""
+    time, sqlite = tx.time, tx.sqlite
+    rows = [
+        (
+            r["tracking_code"],
+            r["environment"],
+            r["deployment"],
+            r["audience"],
+            r["profile_id"],
+            r["session_id"],
+            r["placement"],
+            r["channel"],
+            r["offer_code"],
+            r["categories"],
+            r["rank"],
+            r["score"],
+            r["probability"],
+            int(r["fallback"]) if sqlite else r["fallback"],
+            time(r["decided_at"]),
+        )
+        for batch in batches
+        for r in batch
+    ]
+    tx.executemany(_PROPOSITION_INSERT, rows)
+
+
+def _event_values(tx: Tx, row: dict[str, Any]) -> tuple[Any, ...]:
+    values = dict(row)
+    values["at"] = tx.time(row["at"])
+    values["received_at"] = tx.time(row["received_at"])
+    values["attributes"] = json.dumps(row["attributes"], separators=(",", ":"))
+    if tx.sqlite:
+        values["counted"] = int(row["counted"])
+    return tuple(values[c] for c in _EVENT_COLUMNS)
 
 
 def _split(categories: str | None) -> tuple[str, ...]:
