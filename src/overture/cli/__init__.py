@@ -5,14 +5,15 @@ database commands (`cli.server`) run the design service and manage its database 
 Design commands (`cli.design`) talk to a running design API with the token `overture login`
 saved: the API checks the operator's role, validates and audits, so the command line gets
 exactly what any other client gets; `cli.keys` manages runtime API keys the same way.
+`cli.counters` rebuilds the counters from the history, on the database directly.
 """
 
 from __future__ import annotations
 
-from overture.cli import catalog, design, keys, server
+from overture.cli import catalog, counters, design, keys, server
 from overture.cli._app import app
 
-__all__ = ["app", "catalog", "design", "keys", "main", "server"]
+__all__ = ["app", "catalog", "counters", "design", "keys", "main", "server"]
 
 
 def main() -> None:

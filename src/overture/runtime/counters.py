@@ -1,0 +1,457 @@
+"""Counters rebuilt from the history (`overture counters rebuild --env E`).
+
+The history (propositions and events) is the record; the counters are derived from it
+(DESIGN.md §6), so they can be recomputed when they are lost or wrong:
+
+- `inventory_counters` (database): for each inventory policy of the environment's current
+  deployment, the propositions of its offer in the placements it covers, per UTC day for
+  daily limits and in total for lifetime ones. The environment's rows are replaced.
+- With Redis (`RedisLedger`): every profile's presented set (its propositions and
+  untracked presentations within the longest capping window) and responses set (accepted
+  and rejected events within the longest suppression period, or all of them), each
+  profile's version, and the inventory keys (a day's key expires two days after its last
+  proposition, as the nodes' increments make it).
+
+Profile versions in the database are compare-and-set numbers, not counts: nothing to
+rebuild there (the database ledger reads its counts from the history itself).
+
+Exact when the nodes are stopped (run it after Redis lost its data, before starting them).
+While they serve, nothing they record is lost:
+
+- database: counting and writing hold the counter table (PostgreSQL `LOCK TABLE`; SQLite's
+  write lock), so a claim is either in the count or waits for the rebuild to commit;
+- Redis: a profile's sets are replaced in one script, which keeps what was scored from
+  KEEP_RECENT before the rebuild began (claims whose propositions may not have reached the
+  database yet) and raises the version to at least the rebuild's start in milliseconds,
+  above any version a node may have cached even if Redis started again from nothing, so
+  every node's cached history conflicts at its next claim and is read again; an inventory
+  key gets the history's count plus what nodes added after the rebuild first read it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
+
+from sqlalchemy import (
+    Connection,
+    Select,
+    Table,
+    and_,
+    delete,
+    func,
+    insert,
+    literal,
+    literal_column,
+    or_,
+    select,
+    text,
+    union_all,
+)
+
+from overture.runtime.ledger import Entry
+from overture.runtime.plans import LivePlan, LivePlans
+from overture.store import Database
+from overture.store.history import EventRow, InventoryCounterRow, PropositionRow
+from overture.store.models import Environment
+
+if TYPE_CHECKING:
+    import redis
+
+P = cast(Table, PropositionRow.__table__)
+E = cast(Table, EventRow.__table__)
+INV = cast(Table, InventoryCounterRow.__table__)
+
+# Redis members scored this long before a rebuild began are kept: the nodes write to
+# Redis first and to the database a moment later.
+KEEP_RECENT = dt.timedelta(seconds=60)
+
+# KEYS: version, presented set, responses set
+# ARGV: keep from (score), least new version, ttl of the presented set, of the responses
+#       set, of the version (s, 0 = keep), number of presented pairs, then score/member
+#       pairs: the presented ones, then the responses
+_REPLACE = """
+local from = '(' .. ARGV[1]
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', from)
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', from)
+local split = 7 + 2 * tonumber(ARGV[6])
+local function add(key, first, last)
+  for i = first, last, 1000 do
+    redis.call('ZADD', key, unpack(ARGV, i, math.min(i + 999, last)))
+  end
+end
+add(KEYS[2], 7, split - 1)
+add(KEYS[3], split, #ARGV)
+local function expire(key, ttl)
+  if tonumber(ttl) > 0 then redis.call('EXPIRE', key, ttl) else redis.call('PERSIST', key) end
+end
+expire(KEYS[2], ARGV[3])
+expire(KEYS[3], ARGV[4])
+local least = tonumber(ARGV[2])
+local v = tonumber(redis.call('GET', KEYS[1]) or '0')
+if v == nil then
+  redis.call('SET', KEYS[1], ARGV[2])
+  v = least
+else
+  local step = 1
+  if v + 1 < least then step = least - v end
+  v = redis.call('INCRBY', KEYS[1], string.format('%d', step))
+end
+expire(KEYS[1], ARGV[5])
+return v
+"""
+
+# KEYS: an inventory key; ARGV: the history's count, the key's value when the rebuild
+# read it, when it expires (epoch s, 0 = never)
+_SET_INVENTORY = """
+local now = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+local v = tonumber(ARGV[1]) + math.max(0, now - tonumber(ARGV[2]))
+if v <= 0 then
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+redis.call('SET', KEYS[1], string.format('%d', v))
+if tonumber(ARGV[3]) > 0 then redis.call('EXPIREAT', KEYS[1], ARGV[3]) end
+return v
+"""
+
+
+class RebuildError(RuntimeError):
+    """The environment cannot be rebuilt (unknown, no deployment, plan fails to load)."""
+
+
+@dataclass
+class RebuildSummary:
+    environment: str
+    deployment: int
+    inventory_counters: int = 0  # rows written to inventory_counters
+    inventory: dict[tuple[str, str], int] = field(default_factory=dict)  # (offer, period)
+    redis: bool = False
+    inventory_keys: int = 0  # inventory keys set in Redis
+    profiles: int = 0  # profiles whose counted history was rebuilt in Redis
+    entries: int = 0  # history entries loaded into Redis
+    cleared: int = 0  # profiles Redis held that have nothing to count any more
+    seconds: float = 0.0
+
+
+def rebuild_counters(
+    db: Database,
+    environment: str,
+    *,
+    redis_url: str | None = None,
+    redis_prefix: str = "overture",
+    batch: int = 500,
+    now: dt.datetime | None = None,
+) -> RebuildSummary:
+    """Recompute `environment`'s counters from its history (see the module's docstring).
+    `now` (naive UTC) is when windows end; `batch` profiles go to Redis per round trip."""
+    started = time.perf_counter()
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    live = load_live(db, environment)
+    summary = RebuildSummary(environment, live.deployment, redis=redis_url is not None)
+    if redis_url is None:
+        _rebuild_table(db, live, summary)
+    else:
+        import redis
+
+        client = redis.Redis.from_url(redis_url)
+        try:
+            client.ping()
+            rebuild = _RedisRebuild(client, redis_prefix, live, now, batch)
+            before = rebuild.inventory_now()
+            last = _rebuild_table(db, live, summary)
+            summary.inventory_keys = rebuild.set_inventory(summary.inventory, last, before)
+            rebuild.profiles(db, summary)
+        finally:
+            client.close()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def load_live(db: Database, environment: str) -> LivePlan:
+    """The environment's current deployment, compiled as the runtime nodes compile it."""
+    plans = LivePlans(db, [environment])
+    plans.refresh()
+    status = plans.status.get(environment)
+    if status is None:
+        from overture.rules.parser import suggest
+
+        with db.session() as s:
+            known = list(s.scalars(select(Environment.name).order_by(Environment.name)))
+        hint = suggest(environment, known) or f"known: {', '.join(known) or 'none'}"
+        raise RebuildError(f"no environment {environment!r}; {hint}")
+    live = plans.get(environment)
+    if live is None:
+        if status.error:
+            raise RebuildError(f"environment {environment!r}: {status.error}")
+        raise RebuildError(
+            f"environment {environment!r} has no deployment yet: there is nothing to count; "
+            f"deploy a catalog to it first (overture deploy --env {environment})"
+        )
+    return live
+
+
+# -- inventory ---------------------------------------------------------------------------
+def _rebuild_table(
+    db: Database, live: LivePlan, summary: RebuildSummary
+) -> dict[tuple[str, str], dt.datetime]:
+    """Replace the environment's inventory_counters; returns each counter's last
+    proposition (for the Redis keys' expiry)."""
+    env = live.environment
+    with db.engine.begin() as conn:
+        # Hold the counters from the count to the commit, so that a node's claim is either
+        # in the count or waits: on SQLite the DELETE takes the write lock.
+        if not db.is_sqlite:
+            conn.execute(text(f"LOCK TABLE {INV.name} IN EXCLUSIVE MODE"))
+        conn.execute(delete(INV).where(INV.c.environment == env))
+        counts, last = _count_inventory(conn, live)
+        if counts:
+            conn.execute(
+                insert(INV),
+                [
+                    {"environment": env, "offer_code": offer, "period": period, "used": used}
+                    for (offer, period), used in sorted(counts.items())
+                ],
+            )
+    summary.inventory = counts
+    summary.inventory_counters = len(counts)
+    return last
+
+
+def _count_inventory(
+    conn: Connection, live: LivePlan
+) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], dt.datetime]]:
+    """(offer, period) -> propositions counted, and the last one's time. A decision's claim
+    counts a proposition once per (offer, period) its placement's policies draw on."""
+    periods: dict[tuple[str, str], set[str]] = {
+        key: {rule.per for rule in rules} for key, rules in live.inventory.items()
+    }
+    offers = sorted({offer for _placement, offer in periods})
+    counts: dict[tuple[str, str], int] = {}
+    last: dict[tuple[str, str], dt.datetime] = {}
+    if not offers:
+        return counts, last
+    day = func.date(P.c.decided_at)
+    rows = conn.execute(
+        select(P.c.offer_code, P.c.placement, day, func.count(), func.max(P.c.decided_at))
+        .where(P.c.environment == live.environment, P.c.offer_code.in_(offers))
+        .group_by(P.c.offer_code, P.c.placement, day)
+    )
+    for offer, placement, day_value, n, last_at in rows:
+        for per in periods.get((placement, offer), ()):
+            key = (offer, "total" if per == "total" else _day(day_value))
+            counts[key] = counts.get(key, 0) + n
+            if key not in last or last_at > last[key]:
+                last[key] = last_at
+    return counts, last
+
+
+def _day(value: Any) -> str:
+    """date() of a stored time: text from SQLite, a date from PostgreSQL."""
+    return value if isinstance(value, str) else cast(dt.date, value).isoformat()
+
+
+# -- Redis -------------------------------------------------------------------------------
+class _RedisRebuild:
+    def __init__(
+        self, client: redis.Redis, prefix: str, live: LivePlan, now: dt.datetime, batch: int
+    ) -> None:
+        from overture.runtime.redis_ledger import _retention, _score
+
+        self.client = client
+        self.prefix = prefix
+        self.live = live
+        self.now = now
+        self.batch = max(1, batch)
+        self.window, self.keep = _retention(live)
+        self.keep_from = _score(now - KEEP_RECENT)
+        self.least_version = int(time.time() * 1000)
+        self._replace = client.register_script(_REPLACE)
+        self._set_inventory = client.register_script(_SET_INVENTORY)
+        self._base = f"{_glob(prefix)}:{_glob(live.environment)}:"
+
+    # inventory
+    def inventory_now(self) -> dict[bytes, int]:
+        """The environment's inventory keys and their values, as they are now."""
+        keys = list(self.client.scan_iter(match=self._base + "inventory:*", count=1000))
+        values: dict[bytes, int] = {}
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start : start + 1000]
+            for key, value in zip(chunk, self.client.mget(chunk), strict=True):
+                values[key] = _int(value)
+        return values
+
+    def set_inventory(
+        self,
+        counts: dict[tuple[str, str], int],
+        last: dict[tuple[str, str], dt.datetime],
+        before: dict[bytes, int],
+    ) -> int:
+        """Set the keys to the history's counts (with what nodes added since `before`);
+        drop the environment's other keys. Returns how many keys hold a count."""
+        from overture.runtime.redis_ledger import _score, inventory_key, inventory_ttl
+
+        now = time.time()
+        wanted: dict[bytes, tuple[int, int]] = {}  # key -> (count, expires at)
+        for (offer, period), used in counts.items():
+            ttl = inventory_ttl(period)
+            expires = int(_score(last[offer, period])) + ttl if ttl else 0
+            if expires and expires <= now:
+                continue  # an old day's key: gone by now
+            key = inventory_key(self.prefix, self.live.environment, offer, period).encode()
+            wanted[key] = (used, expires)
+        written = 0
+        with self.client.pipeline(transaction=False) as pipe:
+            for key in wanted.keys() | before.keys():
+                used, expires = wanted.get(key, (0, 0))
+                self._set_inventory(
+                    keys=[key], args=[used, before.get(key, 0), expires], client=pipe
+                )
+            for value in pipe.execute():
+                written += int(value) > 0
+        return written
+
+    # profiles
+    def profiles(self, db: Database, summary: RebuildSummary) -> None:
+        """Replace every profile's sets with its counted history, then empty the sets of
+        profiles Redis holds that have nothing left to count."""
+        from overture.runtime.redis_ledger import _member, _score, profile_keys
+
+        env = self.live.environment
+        rebuilt: set[bytes] = set()
+        queue = _Queue(self.client, self.batch)
+        with db.engine.connect() as conn:
+            rows = _counted_rows(conn, self.live, self.now)
+            for (audience, profile_id), group in itertools.groupby(rows, key=lambda r: r[:2]):
+                presented: list[Any] = []
+                responses: list[Any] = []
+                for row in group:
+                    _a, _p, unique, kind, offer, categories, channel, at = row
+                    entry = Entry(kind, offer or "", _split(categories), channel or "", at)
+                    pairs = presented if kind == "presented" else responses
+                    pairs += (_score(at), _member(unique, entry))
+                    summary.entries += 1
+                keys = profile_keys(self.prefix, env, audience, profile_id)
+                rebuilt.add(keys[0].encode())
+                queue.add(self._call(keys, presented, responses), len(presented) + len(responses))
+                summary.profiles += 1
+            queue.flush()
+        for key in self.client.scan_iter(match=self._base + "*:v", count=1000):
+            if key in rebuilt:
+                continue
+            base = key[:-2]
+            queue.add(self._call((key, base + b":p", base + b":r"), [], []), 0)
+            summary.cleared += 1
+        queue.flush()
+
+    def _call(
+        self, keys: tuple[str | bytes, ...], presented: list[Any], responses: list[Any]
+    ) -> tuple[Any, list[Any], list[Any]]:
+        args = [
+            self.keep_from,
+            self.least_version,
+            self.window,
+            self.keep,
+            self.keep,
+            len(presented) // 2,
+            *presented,
+            *responses,
+        ]
+        return self._replace, list(keys), args
+
+
+class _Queue:
+    """Script calls sent to Redis in pipelines of `batch` calls (or fewer, larger ones)."""
+
+    def __init__(self, client: redis.Redis, batch: int) -> None:
+        self.client = client
+        self.batch = batch
+        self.pipe = client.pipeline(transaction=False)
+        self.calls = 0
+        self.size = 0
+
+    def add(self, call: tuple[Any, list[Any], list[Any]], size: int) -> None:
+        script, keys, args = call
+        script(keys=keys, args=args, client=self.pipe)
+        self.calls += 1
+        self.size += size
+        if self.calls >= self.batch or self.size >= 50_000:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.calls:
+            self.pipe.execute()
+        self.calls = self.size = 0
+
+
+def _counted_rows(conn: Connection, live: LivePlan, now: dt.datetime) -> Iterator[tuple[Any, ...]]:
+    """What the profiles' sets hold, streamed in (audience, profile id) order: audience,
+    profile id, unique (tracking code or event id), kind, offer, categories, channel, at."""
+    env = live.environment
+    parts: list[Select[Any]] = []
+    counted: list[Any] = []
+    if live.presented_window is not None:
+        since = now - live.presented_window
+        parts.append(
+            select(
+                P.c.audience,
+                P.c.profile_id,
+                P.c.tracking_code,
+                literal("presented").label("kind"),
+                P.c.offer_code,
+                P.c.categories,
+                P.c.channel,
+                P.c.decided_at,
+            ).where(P.c.environment == env, P.c.profile_id.is_not(None), P.c.decided_at >= since)
+        )
+        counted.append(and_(E.c.kind == "presented", E.c.at >= since))
+    responses = E.c.kind.in_(("accepted", "rejected"))
+    if live.responses_ever:
+        counted.append(responses)
+    elif live.responses_window is not None:
+        counted.append(and_(responses, E.c.at >= now - live.responses_window))
+    if counted:
+        parts.append(
+            select(
+                E.c.audience,
+                E.c.profile_id,
+                E.c.event_id,
+                E.c.kind,
+                E.c.offer_code,
+                E.c.categories,
+                E.c.channel,
+                E.c.at,
+            ).where(
+                E.c.environment == env,
+                E.c.counted.is_(True),
+                E.c.profile_id.is_not(None),
+                E.c.audience.is_not(None),
+                or_(*counted),
+            )
+        )
+    if not parts:
+        return
+    query = parts[0] if len(parts) == 1 else union_all(*parts)
+    ordered = query.order_by(literal_column("audience"), literal_column("profile_id"))
+    result = conn.execution_options(yield_per=2000).execute(ordered)
+    yield from cast(Iterator[tuple[Any, ...]], result)
+
+
+def _split(categories: str | None) -> tuple[str, ...]:
+    return tuple(categories.split()) if categories else ()
+
+
+def _glob(text: str) -> str:
+    """`text` matched literally in a Redis SCAN pattern."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
