@@ -17,6 +17,7 @@ VARIABLE = "OVERTURE_SERVE"
 def create() -> Any:
     options: dict[str, Any] = json.loads(os.environ.get(VARIABLE, "{}"))
     design = options.pop("design", True)
+    options.setdefault("freeze_startup_objects", True)  # a serving process (node.py)
     node = RuntimeNode(RuntimeSettings(**options))
     design_app = None
     if design:

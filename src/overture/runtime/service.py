@@ -197,7 +197,7 @@ class Runtime:
                         assert result.version is not None
                         history.version = result.version
                         for entry in claim.entries:
-                            history.history.record(_history_event(entry))
+                            history.record(entry)
                     self._remember(claim.propositions)
                     return decision
                 self.metrics.claim_conflicts.labels(env).inc()
@@ -603,14 +603,6 @@ def _trace(t: Trace) -> dict[str, Any]:
     if t.selected:
         item["selected"] = True
     return item
-
-
-def _history_event(entry: Entry) -> Any:
-    from overture.engine import HistoryEvent
-
-    return HistoryEvent(
-        "", entry.event, entry.offer_code, entry.categories, entry.channel, entry.at
-    )
 
 
 def _utcnow() -> dt.datetime:
