@@ -15,8 +15,8 @@ from typing import Any
 
 from overture.store import Database
 
-# How SQLAlchemy stores a DateTime in SQLite (always with microseconds): compared as text.
-_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+# SQLAlchemy stores a DateTime in SQLite as text, "YYYY-MM-DD HH:MM:SS.ffffff" (always with
+# microseconds), compared as text: isoformat(" ", "microseconds") writes it, 2x strftime.
 
 
 class RawReader:
@@ -48,7 +48,7 @@ class RawReader:
 
     def time(self, value: dt.datetime) -> Any:
         """A time as a parameter compared with a stored DateTime."""
-        return value.strftime(_SQLITE_TIME) if self.sqlite else value
+        return value.isoformat(" ", "microseconds") if self.sqlite else value
 
     def close(self) -> None:
         with self._lock:
@@ -114,7 +114,7 @@ class Tx:
 
     def time(self, value: dt.datetime) -> Any:
         """A time as a parameter stored in a DateTime column (SQLAlchemy's text format)."""
-        return value.strftime(_SQLITE_TIME) if self.sqlite else value
+        return value.isoformat(" ", "microseconds") if self.sqlite else value
 
     def close(self) -> None:
         self._cursor.close()
