@@ -11,7 +11,6 @@ environment side by side.
 
 from __future__ import annotations
 
-import asyncio
 import gc
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -52,7 +51,7 @@ class RuntimeNode:
         self.metrics = Metrics()
         self.plans = LivePlans(self.db, settings.environments, settings.poll_seconds)
         self.recorder = Recorder(self.db)
-        # threads for database reads (profiles, histories, tracking codes, API keys)
+        # threads for the rare database reads (tracking codes of other nodes, API keys)
         self.readers = ThreadPoolExecutor(4, thread_name_prefix="overture-read")
         self.ledger: Ledger
         self.sessions: SessionStore
@@ -68,15 +67,12 @@ class RuntimeNode:
         else:
             self.ledger = SqlLedger(self.db, self.recorder, self.readers)
             self.sessions = MemorySessions(settings.session_idle_seconds, settings.max_sessions)
-        self.profiles = ProfileSource(
-            self.db, self.readers, ttl_seconds=settings.profile_cache_seconds
-        )
+        self.profiles = ProfileSource(self.db, ttl_seconds=settings.profile_cache_seconds)
         self.keys = ApiKeys(self.db, settings.key_recheck_seconds)
         self.runtime = Runtime(self.plans, self.ledger, self.sessions, self.profiles, self.metrics)
         self.started = False
 
     async def start(self) -> None:
-        self.recorder.start()
         await self.ledger.start()
         await self.plans.start()
         if self.settings.freeze_startup_objects:
@@ -93,11 +89,8 @@ class RuntimeNode:
         its queue), then close connections."""
         self.started = False
         await self.plans.stop()
-        if self.recorder.inline:
-            self.recorder.close()
-        else:
-            await asyncio.to_thread(self.recorder.close)
+        await self.recorder.aclose()
         await self.ledger.close()
         await self.sessions.close()
-        self.profiles.close()
+        await self.profiles.aclose()
         self.readers.shutdown(wait=True)

@@ -10,12 +10,10 @@ within the cache's lifetime. `load_rows` fills a table, e.g. with the demo's cus
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from concurrent.futures import Executor
 from typing import Any
 
 from sqlalchemy import (
@@ -34,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeEngine
 
 from overture.catalog import Audience
-from overture.runtime.raw import RawReader
+from overture.runtime.raw import Reader
 from overture.store import Database
 
 _TYPES: dict[str, type[TypeEngine[Any]]] = {
@@ -98,22 +96,20 @@ class ProfileSource:
     def __init__(
         self,
         db: Database,
-        executor: Executor | None = None,
         ttl_seconds: float = 5.0,
         max_cached: int = 50_000,
     ) -> None:
         self.db = db
-        self.executor = executor
         self.ttl = ttl_seconds
         self.max_cached = max_cached
         self._cache: OrderedDict[tuple[str, str], tuple[float, dict[str, Any] | None]] = (
             OrderedDict()
         )
         self._queries: dict[tuple[str, tuple[str, ...]], tuple[str, list[str], list[str]]] = {}
-        self.raw = RawReader(db)
+        self.raw = Reader(db)
 
-    def close(self) -> None:
-        self.raw.close()
+    async def aclose(self) -> None:
+        await self.raw.aclose()
 
     async def load(self, audience: Audience, profile_id: str) -> dict[str, Any] | None:
         """The profile's attributes, or None when the table has no such row."""
@@ -123,11 +119,7 @@ class ProfileSource:
         hit = self._cache.get(key)
         if hit is not None and now - hit[0] < self.ttl:
             return hit[1]
-        if self.raw.sqlite:  # one indexed read: cheaper here than a thread's round trip
-            row = self._read(audience, profile_id)
-        else:
-            loop = asyncio.get_running_loop()
-            row = await loop.run_in_executor(self.executor, self._read, audience, profile_id)
+        row = await self._read(audience, profile_id)
         self._cache[key] = (now, row)
         self._cache.move_to_end(key)
         while len(self._cache) > self.max_cached:
@@ -163,9 +155,9 @@ class ProfileSource:
             known = self._queries[key] = (sql, names, lists)
         return known
 
-    def _read(self, audience: Audience, profile_id: str) -> dict[str, Any] | None:
+    async def _read(self, audience: Audience, profile_id: str) -> dict[str, Any] | None:
         sql, names, lists = self._query(audience)
-        rows = self.raw.rows(sql, (profile_id,))
+        rows = await self.raw.rows(sql, (profile_id,))
         if not rows:
             return None
         out = dict(zip(names, rows[0], strict=True))

@@ -1,60 +1,131 @@
-"""Hot reads through the database driver directly.
+"""The runtime's hot reads and writes, through the database driver on the event loop.
 
-A decision for a profile not seen lately reads its profile row and its counted history:
-a few small indexed SELECTs. Through SQLAlchemy's execution layer each costs a pool
-checkout, a compiled-cache lookup and result processing (~100 µs); through the driver's
-own cursor on a connection kept by the reading thread, a tenth of that. The SQL is
-written once with `?` placeholders (sqlite3) and given `%s` ones for psycopg.
+A decision for a profile not seen lately reads its profile row and its counted history (a
+few small indexed SELECTs), and every decision's claim and propositions are written. Through
+SQLAlchemy's execution layer each statement costs a pool checkout, a compiled-cache lookup
+and result processing (~100 µs of Python); through the driver's own cursor, a tenth. And
+none of it runs in a thread: a thread waiting on the database must take the interpreter
+lock back from the busy event loop after every statement, which can cost a whole switch
+interval (5 ms) each time. So:
+
+- SQLite (sqlite3): statements run where they are awaited, on the loop's thread. They never
+  wait for I/O worth yielding for (WAL, no fsync per commit), so the coroutines below
+  complete without suspending.
+- PostgreSQL (psycopg's asyncio connections): each round trip yields to the loop, which
+  serves other requests meanwhile.
+
+SQL is written once with `?` placeholders (sqlite3) and given `%s` ones for psycopg.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import threading
 from typing import Any
 
+from sqlalchemy.engine import make_url
+
 from overture.store import Database
 
-# SQLAlchemy stores a DateTime in SQLite as text, "YYYY-MM-DD HH:MM:SS.ffffff" (always with
-# microseconds), compared as text: isoformat(" ", "microseconds") writes it, 2x strftime.
+Row = tuple[Any, ...]
 
 
-class RawReader:
-    def __init__(self, db: Database) -> None:
+def _sqlite_time(value: dt.datetime) -> str:
+    """SQLAlchemy stores a DateTime in SQLite as text, "YYYY-MM-DD HH:MM:SS.ffffff" (always
+    with microseconds), compared as text; isoformat writes it twice as fast as strftime."""
+    return value.isoformat(" ", "microseconds")
+
+
+def conninfo(db: Database) -> str:
+    """The libpq connection string of a PostgreSQL database's URL."""
+    url = make_url(db.url).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+async def _pg_connect(db: Database, *, autocommit: bool) -> Any:
+    import psycopg
+
+    return await psycopg.AsyncConnection.connect(conninfo(db), autocommit=autocommit)
+
+
+class Reader:
+    """Reads outside any transaction: thread-local sqlite3 connections, or a few psycopg
+    asyncio connections shared by the loop's requests."""
+
+    def __init__(self, db: Database, connections: int = 4) -> None:
         self.db = db
         self.sqlite = db.is_sqlite
         self._local = threading.local()
-        self._connections: list[Any] = []
+        self._opened: list[Any] = []
         self._lock = threading.Lock()
+        self._size = connections
+        self._idle: asyncio.Queue[Any] | None = None
+        self._count = 0
 
-    def rows(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    async def rows(self, sql: str, params: Row) -> list[Row]:
+        if self.sqlite:
+            return self._sqlite_rows(sql, params)
+        conn = await self._acquire()
+        try:
+            async with conn.cursor() as cursor:
+                await cursor.execute(sql.replace("?", "%s"), params)
+                rows: list[Row] = await cursor.fetchall()
+                return rows
+        except BaseException:
+            if conn.closed or conn.broken:
+                with self._lock:
+                    self._opened.remove(conn)
+                self._count -= 1
+                conn = None
+            raise
+        finally:
+            if conn is not None:
+                assert self._idle is not None
+                self._idle.put_nowait(conn)
+
+    def _sqlite_rows(self, sql: str, params: Row) -> list[Row]:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = self.db.engine.raw_connection()
             with self._lock:
-                self._connections.append(conn)
+                self._opened.append(conn)
         cursor = conn.cursor()
         try:
-            cursor.execute(sql if self.sqlite else sql.replace("?", "%s"), params)
-            rows: list[tuple[Any, ...]] = list(cursor.fetchall())
-        except BaseException:
-            conn.rollback()
-            raise
+            cursor.execute(sql, params)
+            return list(cursor.fetchall())
         finally:
             cursor.close()
-        if not self.sqlite:
-            conn.commit()  # end the read's transaction: no idle-in-transaction sessions
-        return rows
+
+    async def _acquire(self) -> Any:
+        if self._idle is None:
+            self._idle = asyncio.Queue()
+        if self._idle.empty() and self._count < self._size:
+            self._count += 1
+            try:
+                conn = await _pg_connect(self.db, autocommit=True)
+            except BaseException:
+                self._count -= 1
+                raise
+            with self._lock:
+                self._opened.append(conn)
+            return conn
+        return await self._idle.get()
 
     def time(self, value: dt.datetime) -> Any:
         """A time as a parameter compared with a stored DateTime."""
-        return value.isoformat(" ", "microseconds") if self.sqlite else value
+        return _sqlite_time(value) if self.sqlite else value
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         with self._lock:
-            for conn in self._connections:
-                conn.close()
-            self._connections.clear()
+            opened, self._opened = self._opened, []
+        for conn in opened:
+            with contextlib.suppress(Exception):
+                result = conn.close()
+                if asyncio.iscoroutine(result):
+                    await result
+        self._idle, self._count = None, 0
 
 
 def as_time(value: Any) -> dt.datetime:
@@ -63,58 +134,61 @@ def as_time(value: Any) -> dt.datetime:
 
 
 class Tx:
-    """The recorder's transaction on the driver's own connection.
+    """The recorder's transaction on the driver's own connection (see the module's doc).
+    Statements are awaited; on SQLite they complete without suspending."""
 
-    The recorder writes every decision's propositions and claims: through SQLAlchemy's
-    execution layer a claim cost ~400 µs of Python in the recorder thread, which holds
-    the GIL the event loop needs; through the cursor it costs a tenth. SQL is written
-    once with `?` placeholders and given `%s` ones for psycopg.
-    """
-
-    def __init__(self, conn: Any, sqlite: bool) -> None:
+    def __init__(self, cursor: Any, sqlite: bool) -> None:
         self.sqlite = sqlite
-        self._cursor = conn.cursor()
+        self._cursor = cursor
 
     def _sql(self, sql: str) -> str:
         return sql if self.sqlite else sql.replace("?", "%s")
 
-    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+    async def execute(self, sql: str, params: Row = ()) -> int:
         """Run one statement; the number of rows it changed."""
-        self._cursor.execute(self._sql(sql), params)
+        if self.sqlite:
+            self._cursor.execute(sql, params)
+        else:
+            await self._cursor.execute(self._sql(sql), params)
         return int(self._cursor.rowcount)
 
-    def first(self, sql: str, params: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
-        self._cursor.execute(self._sql(sql), params)
-        row: tuple[Any, ...] | None = self._cursor.fetchone()
-        return row
+    async def first(self, sql: str, params: Row = ()) -> Row | None:
+        if self.sqlite:
+            self._cursor.execute(sql, params)
+            row: Row | None = self._cursor.fetchone()
+            return row
+        await self._cursor.execute(self._sql(sql), params)
+        found: Row | None = await self._cursor.fetchone()
+        return found
 
-    def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        if rows:
-            self._cursor.executemany(self._sql(sql), rows)
+    async def executemany(self, sql: str, rows: list[Row]) -> None:
+        if not rows:
+            return
+        if self.sqlite:
+            self._cursor.executemany(sql, rows)
+        else:
+            await self._cursor.executemany(self._sql(sql), rows)
 
-    def inserted(self, sql: str, rows: list[tuple[Any, ...]]) -> list[bool]:
+    async def inserted(self, sql: str, rows: list[Row]) -> list[bool]:
         """Run an `INSERT ... ON CONFLICT DO NOTHING` for each row: which rows it inserted
         (sqlite3 reports each statement's changes; psycopg returns one result per row)."""
         if not rows:
             return []
+        cursor = self._cursor
         if self.sqlite:
             out = []
             for row in rows:
-                self._cursor.execute(sql, row)
-                out.append(self._cursor.rowcount == 1)
+                cursor.execute(sql, row)
+                out.append(cursor.rowcount == 1)
             return out
-        cursor = self._cursor
-        cursor.executemany(self._sql(sql) + " RETURNING 1", rows, returning=True)
+        await cursor.executemany(self._sql(sql) + " RETURNING 1", rows, returning=True)
         flags = []
         while True:
-            flags.append(cursor.fetchone() is not None)
+            flags.append(await cursor.fetchone() is not None)
             if not cursor.nextset():
                 break
         return flags
 
     def time(self, value: dt.datetime) -> Any:
-        """A time as a parameter stored in a DateTime column (SQLAlchemy's text format)."""
-        return value.isoformat(" ", "microseconds") if self.sqlite else value
-
-    def close(self) -> None:
-        self._cursor.close()
+        """A time as a parameter stored in a DateTime column."""
+        return _sqlite_time(value) if self.sqlite else value

@@ -200,8 +200,8 @@ class RedisLedger(SqlLedger):
         return stored
 
 
-def _record_propositions(tx: Tx, batches: list[list[dict[str, Any]]]) -> list[None]:
-    insert_propositions(tx, batches)
+async def _record_propositions(tx: Tx, batches: list[list[dict[str, Any]]]) -> list[None]:
+    await insert_propositions(tx, batches)
     return [None] * len(batches)
 
 

@@ -27,7 +27,7 @@ from overture.runtime.ledger import (
     ProfileHistory,
 )
 from overture.runtime.plans import LivePlan
-from overture.runtime.raw import RawReader, Tx, as_time
+from overture.runtime.raw import Reader, Tx, as_time
 from overture.runtime.recorder import Recorder
 from overture.store import Database
 from overture.store.history import (
@@ -42,16 +42,18 @@ E = cast(Table, EventRow.__table__)
 V = cast(Table, ProfileVersionRow.__table__)
 INV = cast(Table, InventoryCounterRow.__table__)
 
-# The hot reads, through the driver (raw.py)
+# The hot read, through the driver (raw.py): a profile's version and counted history in
+# one statement, so one round trip and one snapshot (the version matches the entries).
 _VERSION = (
-    "SELECT version FROM profile_versions WHERE environment = ? AND audience = ? AND profile_id = ?"
+    "SELECT 'v', NULL, NULL, NULL, NULL, version FROM profile_versions "
+    "WHERE environment = ? AND audience = ? AND profile_id = ?"
 )
 _PRESENTED = (
-    "SELECT offer_code, categories, channel, decided_at FROM propositions "
+    "SELECT 'presented', offer_code, categories, channel, decided_at, NULL FROM propositions "
     "WHERE environment = ? AND profile_id = ? AND decided_at >= ? AND audience = ?"
 )
 _COUNTED = (
-    "SELECT kind, offer_code, categories, channel, at FROM events "
+    "SELECT kind, offer_code, categories, channel, at, NULL FROM events "
     "WHERE environment = ? AND profile_id = ? AND counted AND audience = ?"
 )
 
@@ -61,56 +63,47 @@ class SqlLedger:
         self.db = db
         self.recorder = recorder
         self._readers = readers
-        self.raw = RawReader(db)
+        self.raw = Reader(db)
 
     async def start(self) -> None:
         pass
 
     async def close(self) -> None:
-        self.raw.close()
+        await self.raw.aclose()
 
     # -- reads ---------------------------------------------------------------------------
     async def load(self, live: LivePlan, audience: str, profile_id: str) -> ProfileHistory:
-        if self.raw.sqlite:  # a few indexed reads: cheaper here than a thread's round trip
-            return self._load(live, audience, profile_id, _utcnow())
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._readers, self._load, live, audience, profile_id, _utcnow()
-        )
-
-    def _load(
-        self, live: LivePlan, audience: str, profile_id: str, now: dt.datetime
-    ) -> ProfileHistory:
-        env, raw = live.environment, self.raw
-        entries: list[Entry] = []
-        found = raw.rows(_VERSION, (env, audience, profile_id))
+        env, raw, now = live.environment, self.raw, _utcnow()
+        parts, params = [_VERSION], [env, audience, profile_id]
         if live.presented_window is not None:
-            since = raw.time(now - live.presented_window)
-            for code, categories, channel, at in raw.rows(
-                _PRESENTED, (env, profile_id, since, audience)
-            ):
-                entries.append(Entry("presented", code, _split(categories), channel, as_time(at)))
+            parts.append(_PRESENTED)
+            params += [env, profile_id, raw.time(now - live.presented_window), audience]
         if live.presented_window is not None or live.responses_ever or live.responses_window:
-            if live.responses_ever:
-                rows = raw.rows(_COUNTED, (env, profile_id, audience))
-            else:
+            parts.append(_COUNTED)
+            params += [env, profile_id, audience]
+            if not live.responses_ever:
                 windows = [w for w in (live.presented_window, live.responses_window) if w]
-                rows = raw.rows(
-                    _COUNTED + " AND at >= ?",
-                    (env, profile_id, audience, raw.time(now - max(windows))),
-                )
-            for kind, code, categories, channel, at in rows:
+                parts[-1] += " AND at >= ?"
+                params.append(raw.time(now - max(windows)))
+        version = 0
+        entries: list[Entry] = []
+        for kind, code, categories, channel, at, found in await raw.rows(
+            " UNION ALL ".join(parts), tuple(params)
+        ):
+            if kind == "v":
+                version = found
+            else:
                 entries.append(
                     Entry(kind, code or "", _split(categories), channel or "", as_time(at))
                 )
-        return ProfileHistory.of(found[0][0] if found else 0, entries)
+        return ProfileHistory.of(version, entries)
 
     async def propositions(self, tracking_codes: list[str]) -> dict[str, dict[str, Any]]:
         if not tracking_codes:
             return {}
         if self.raw.sqlite:
             return self._propositions(tracking_codes)
-        loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()  # rare (an event posted to another node): a thread
         return await loop.run_in_executor(self._readers, self._propositions, tracking_codes)
 
     def _propositions(self, codes: list[str]) -> dict[str, dict[str, Any]]:
@@ -118,29 +111,29 @@ class SqlLedger:
             rows = conn.execute(select(P).where(P.c.tracking_code.in_(codes))).mappings()
             return {row["tracking_code"]: dict(row) for row in rows}
 
-    # -- writes (in the recorder's thread, on its transaction: raw.Tx) ----------------------
+    # -- writes (by the recorder, in its transaction: raw.Tx) -------------------------------
     async def claim(self, claim: Claim) -> ClaimResult:
         result: ClaimResult = await self.recorder.submit(self._claims, claim)
         return result
 
-    def _claims(self, tx: Tx, claims: list[Claim]) -> list[ClaimResult]:
-        results = [self._claim(tx, c) for c in claims]
-        insert_propositions(
+    async def _claims(self, tx: Tx, claims: list[Claim]) -> list[ClaimResult]:
+        results = [await self._claim(tx, c) for c in claims]
+        await insert_propositions(
             tx, [c.propositions for c, r in zip(claims, results, strict=True) if r.ok]
         )
         return results
 
-    def _claim(self, tx: Tx, claim: Claim) -> ClaimResult:
+    async def _claim(self, tx: Tx, claim: Claim) -> ClaimResult:
         env = claim.environment
         taken: list[tuple[str, str]] = []
         for inv in claim.inventory:
             key = (env, inv.offer_code, inv.period)
-            done = tx.execute(_INVENTORY_TAKE, (*key, inv.limit)) == 1
+            done = await tx.execute(_INVENTORY_TAKE, (*key, inv.limit)) == 1
             if not done:
-                done = tx.first(_INVENTORY_FIRST, key) is not None
+                done = await tx.first(_INVENTORY_FIRST, key) is not None
             if not done:
-                row = tx.first(_INVENTORY_USED, key)
-                self._undo(tx, env, taken)
+                row = await tx.first(_INVENTORY_USED, key)
+                await self._undo(tx, env, taken)
                 used = row[0] if row else inv.limit
                 return ClaimResult(False, exhausted=[(inv.offer_code, inv.period, used)])
             taken.append((inv.offer_code, inv.period))
@@ -148,25 +141,25 @@ class SqlLedger:
             return ClaimResult(True)
         who = (env, claim.audience, claim.profile_id)
         if claim.expected == 0:
-            done = tx.first(_VERSION_FIRST, who) is not None
+            done = await tx.first(_VERSION_FIRST, who) is not None
         else:
-            done = tx.execute(_VERSION_NEXT, (*who, claim.expected)) == 1
+            done = await tx.execute(_VERSION_NEXT, (*who, claim.expected)) == 1
         if not done:
-            self._undo(tx, env, taken)
+            await self._undo(tx, env, taken)
             return ClaimResult(False, conflict=True)
         return ClaimResult(True, version=claim.expected + 1)
 
-    def _undo(self, tx: Tx, env: str, taken: list[tuple[str, str]]) -> None:
+    async def _undo(self, tx: Tx, env: str, taken: list[tuple[str, str]]) -> None:
         for offer, period in taken:
-            tx.execute(_INVENTORY_GIVE_BACK, (env, offer, period))
+            await tx.execute(_INVENTORY_GIVE_BACK, (env, offer, period))
 
     async def record_events(self, environment: str, events: list[EventRecord]) -> list[bool]:
         stored: list[bool] = await self.recorder.submit(self._events, events)
         return stored
 
-    def _events(self, tx: Tx, batches: list[list[EventRecord]]) -> list[list[bool]]:
+    async def _events(self, tx: Tx, batches: list[list[EventRecord]]) -> list[list[bool]]:
         rows = [_event_values(tx, e.row) for batch in batches for e in batch]
-        flags = iter(tx.inserted(_EVENT_INSERT, rows))
+        flags = iter(await tx.inserted(_EVENT_INSERT, rows))
         bumps: set[tuple[str, str, str]] = set()
         out: list[list[bool]] = []
         for batch in batches:
@@ -178,7 +171,7 @@ class SqlLedger:
                     bumps.add((e.row["environment"], e.row["audience"], e.row["profile_id"]))
             out.append(batch_flags)
         for who in sorted(bumps):
-            tx.execute(_VERSION_BUMP, who)
+            await tx.execute(_VERSION_BUMP, who)
         return out
 
 
@@ -256,7 +249,7 @@ _VERSION_BUMP = (
 )
 
 
-def insert_propositions(tx: Tx, batches: list[list[dict[str, Any]]]) -> None:
+async def insert_propositions(tx: Tx, batches: list[list[dict[str, Any]]]) -> None:
     """Record propositions (claimed ones) in one statement for the whole batch."""
     time, sqlite = tx.time, tx.sqlite
     rows = [
@@ -280,7 +273,7 @@ def insert_propositions(tx: Tx, batches: list[list[dict[str, Any]]]) -> None:
         for batch in batches
         for r in batch
     ]
-    tx.executemany(_PROPOSITION_INSERT, rows)
+    await tx.executemany(_PROPOSITION_INSERT, rows)
 
 
 def _event_values(tx: Tx, row: dict[str, Any]) -> tuple[Any, ...]:
