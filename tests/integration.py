@@ -38,3 +38,13 @@ def postgres_schema() -> Iterator[str]:
     finally:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def redis_url() -> str:
+    url = os.environ.get("OVERTURE_TEST_REDIS_URL")
+    if not url:
+        pytest.skip(
+            "set OVERTURE_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379/0) to run the Redis "
+            "tests; .ci/run sets it"
+        )
+    return url

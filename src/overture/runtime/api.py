@@ -18,6 +18,7 @@ Python. Errors are RFC 9457 problem+json with a `detail` that says what to chang
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -66,7 +67,7 @@ def json(data: Any, status: int = 200) -> Response:
 
 async def read_body(request: Request) -> bytes:
     size = request.headers.get("content-length")
-    if size is not None and size.isdigit() and int(size) > MAX_BODY:
+    if size is not None and size.isdecimal() and int(size) > MAX_BODY:
         raise Problem(413, "Body too large", f"send at most {MAX_BODY} bytes in one request")
     body = await request.body()
     if len(body) > MAX_BODY:
@@ -76,11 +77,39 @@ async def read_body(request: Request) -> bytes:
 
 def decode(decoder: Callable[[bytes], Any], body: bytes) -> Any:
     try:
-        return decoder(body)
+        value = decoder(body)
     except msgspec.ValidationError as exc:
         raise Problem(422, "Invalid request", str(exc)) from None
     except msgspec.DecodeError as exc:
         raise Problem(400, "Malformed JSON", f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise Problem(400, "Malformed JSON", "the body is nested too deeply") from None
+    if b"\\u0000" in body:  # JSON can only carry a NUL escaped; rare, so checked closely here
+        where = nul_in(msgspec.json.decode(body), "$")
+        if where is not None:
+            raise Problem(
+                422,
+                "Invalid request",
+                f"text may not contain the NUL character (\\u0000) - at `{where}`",
+            )
+    return value
+
+
+def nul_in(value: Any, where: str) -> str | None:
+    """Where `value` holds a NUL character (PostgreSQL text cannot), as a JSON path."""
+    if isinstance(value, str):
+        return where if "\x00" in value else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found = nul_in(k, f"{where} (a key)") or nul_in(v, f"{where}.{k}")
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found = nul_in(v, f"{where}[{i}]")
+            if found is not None:
+                return found
+    return None
 
 
 def routes(node: RuntimeNode) -> list[BaseRoute]:
@@ -95,6 +124,8 @@ def routes(node: RuntimeNode) -> list[BaseRoute]:
             started = time.perf_counter()
             try:
                 environment = await node.keys.environment(key_from_headers(request.headers))
+                if any("\x00" in v for v in request.path_params.values()):
+                    raise Problem(400, "Invalid path", "the path holds a NUL character (%00)")
                 response = await handler(request, environment)
             except Problem as exc:
                 response = problem(exc.status, exc.title, exc.detail, **exc.extra)
@@ -135,6 +166,8 @@ def routes(node: RuntimeNode) -> list[BaseRoute]:
             )
         except msgspec.ValidationError as exc:
             raise Problem(422, "Invalid request", str(exc)) from None
+        for i, event in enumerate(items):
+            _check_time(event, f"$.events[{i}].at" if "events" in raw else "$.at")
         ids = {e.session_id for e in items if e.session_id}
         session = None
         if len(ids) == 1:
@@ -171,6 +204,12 @@ def routes(node: RuntimeNode) -> list[BaseRoute]:
             raise SessionNotFound(f"no session {session_id!r} in {env!r} (ended or expired)")
         return Response(status_code=204)
 
+    async def session_by_id(request: Request, env: str) -> Response:
+        # One route for both methods, so that a 405 lists them all in its Allow header.
+        if request.method == "DELETE":
+            return await end_session(request, env)
+        return await get_session(request, env)
+
     async def history(request: Request, env: str) -> Response:
         unknown = set(request.query_params) - {"audience", "limit"}
         if unknown:
@@ -179,8 +218,10 @@ def routes(node: RuntimeNode) -> list[BaseRoute]:
                 "Unknown parameter",
                 f"unknown query parameter(s): {', '.join(sorted(unknown))}",
             )
+        if any("\x00" in v for v in request.query_params.values()):
+            raise Problem(400, "Invalid query", "a query parameter holds a NUL character (%00)")
         limit_text = request.query_params.get("limit", "100")
-        if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
+        if not limit_text.isdecimal() or not 1 <= int(limit_text) <= 1000:
             raise Problem(400, "Invalid limit", "limit is a whole number from 1 to 1000")
         runtime.live(env)
         data = await asyncio.to_thread(
@@ -197,11 +238,23 @@ def routes(node: RuntimeNode) -> list[BaseRoute]:
         Route("/v1/decisions", endpoint("decisions", decisions), methods=["POST"]),
         Route("/v1/events", endpoint("events", events), methods=["POST"]),
         Route("/v1/sessions", endpoint("sessions", start_session), methods=["POST"]),
-        Route("/v1/sessions/{id}", endpoint("sessions", get_session), methods=["GET"]),
-        Route("/v1/sessions/{id}", endpoint("sessions", end_session), methods=["DELETE"]),
+        Route("/v1/sessions/{id}", endpoint("sessions", session_by_id), methods=["GET", "DELETE"]),
         Route("/v1/sessions/{id}/audience", endpoint("sessions", set_audience), methods=["PUT"]),
         Route("/v1/profiles/{id}/history", endpoint("history", history), methods=["GET"]),
     ]
+
+
+def _check_time(event: EventIn, where: str) -> None:
+    """An `at` with a zone must be a UTC time too (year 1 at +14:00 is not)."""
+    if event.at is not None and event.at.tzinfo is not None:
+        try:
+            event.at.astimezone(dt.UTC)
+        except OverflowError:
+            raise Problem(
+                422,
+                "Invalid request",
+                f"time {event.at.isoformat()} is out of range - at `{where}`",
+            ) from None
 
 
 def _session_view(session: Session) -> dict[str, Any]:

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from http import HTTPStatus
 from typing import Any
 
 import msgspec
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -79,6 +81,15 @@ def create_app(node: RuntimeNode, design: Any | None = None) -> Starlette:
         finally:
             await node.stop()
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    async def http_error(request: Request, exc: Exception) -> Response:
+        """Starlette's own answers (no such path, method not allowed) as problem+json."""
+        assert isinstance(exc, HTTPException)
+        answer = api.problem(exc.status_code, HTTPStatus(exc.status_code).phrase, exc.detail)
+        answer.headers.update(exc.headers or {})
+        return answer
+
+    app = Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}
+    )
     app.state.node = node
     return app

@@ -65,6 +65,9 @@ def _operation(
             **{code: {"description": d, "content": problem} for code, d in _ERRORS.items()},
         },
     }
+    op["responses"]["503"]["headers"] = {
+        "Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}
+    }
     if body is not None:
         op["requestBody"] = _body(body)
     if params:
@@ -86,10 +89,15 @@ def document() -> dict[str, Any]:
             s.DecisionOut,
             s.EventsOut,
             s.SessionOut,
+            s.HistoryOut,
         ],
         ref_template="#/components/schemas/{name}",
     )
     components["Problem"] = _PROBLEM
+    # msgspec describes a datetime as any string; it takes RFC 3339 only
+    at = components["EventIn"]["properties"]["at"]["anyOf"][0]
+    assert at["type"] == "string"
+    at["format"] = "date-time"
     events_body = {
         "required": True,
         "content": {
@@ -147,7 +155,7 @@ def document() -> dict[str, Any]:
             "/v1/profiles/{id}/history": {
                 "get": _operation(
                     "A profile's contact and response history",
-                    {"200": {"description": "Propositions (newest first) with their events"}},
+                    _ok("HistoryOut", "Propositions (newest first) with their events"),
                     params=[
                         {
                             "name": "id",

@@ -155,3 +155,36 @@ class SessionOut(msgspec.Struct, omit_defaults=True):
     responded: list[str]
     last: list[str]
     warnings: list[str] = []
+
+
+class HistoryEventOut(msgspec.Struct, omit_defaults=True):
+    event_id: str
+    name: str
+    kind: str  # presented, accepted, rejected or custom
+    at: str
+    offer: str | None
+    attributes: dict[str, Any] = {}
+
+
+class HistoryPropositionOut(msgspec.Struct):
+    tracking_code: str
+    decided_at: str
+    offer: str
+    placement: str
+    channel: str
+    rank: int
+    score: float
+    fallback: bool
+    deployment: int
+    session_id: str | None
+    events: list[HistoryEventOut]
+
+
+class HistoryOut(msgspec.Struct):
+    """A profile's propositions (newest first) with their events, and the events that
+    named no proposition."""
+
+    environment: str
+    profile_id: str
+    propositions: list[HistoryPropositionOut]
+    other_events: list[HistoryEventOut]

@@ -46,6 +46,7 @@ from overture.runtime.schemas import AudienceIn, DecisionIn, EventIn, SessionIn
 from overture.runtime.sessions import Session, SessionStore
 
 EVENT_KINDS = ("presented", "accepted", "rejected")
+MAX_PROFILE_ID = 128  # what the history's columns hold (schemas.Text)
 
 
 class Unavailable(RuntimeError):
@@ -138,8 +139,8 @@ class Runtime:
         elif profile_id is not None:
             profile.update(await self._profile(audience, profile_id, warnings))
         profile.update(ask.profile)
-        if profile_id is None and profile.get(audience.id_field) is not None:
-            profile_id = str(profile[audience.id_field])
+        if profile_id is None:
+            profile_id = _inline_id(profile, audience)
         context = {**session.context, **ask.context} if session else ask.context
         request = DecisionRequest(
             tuple(PlacementRequest(p.placement, p.count) for p in ask.placements),
@@ -382,7 +383,10 @@ class Runtime:
         received: dt.datetime,
     ) -> EventRecord:
         env = live.environment
-        at = _naive_utc(event.at) if event.at is not None else received
+        try:
+            at = _naive_utc(event.at) if event.at is not None else received
+        except OverflowError:
+            raise ValueError(f"time {event.at} is out of range once in UTC") from None
         audience = event.audience or (session.audience if session else None)
         profile_id = event.profile_id or (session.profile_id if session else None)
         offer, channel, placement = event.offer, event.channel, event.placement
@@ -502,8 +506,8 @@ class Runtime:
         if profile_id is not None:
             profile.update(await self._profile(audience, profile_id, warnings))
         profile.update(inline)
-        if profile_id is None and profile.get(audience.id_field) is not None:
-            profile_id = str(profile[audience.id_field])
+        if profile_id is None:
+            profile_id = _inline_id(profile, audience)
         session.audience = name
         session.profile_id = profile_id
         session.profile = profile
@@ -530,6 +534,22 @@ def _expand_contacts(live: LivePlan, events: list[EventIn], session: Session) ->
             event_id = f"{event.event_id}.{i + 1}" if event.event_id else None
             out.append(msgspec.structs.replace(event, tracking_code=code, event_id=event_id))
     return out
+
+
+def _inline_id(profile: Mapping[str, Any], audience: Audience) -> str | None:
+    """The profile id an inline profile carries in its id field, bounded as `profile_id`."""
+    value = profile.get(audience.id_field)
+    if value is None:
+        return None
+    text = str(value)
+    if not 0 < len(text) <= MAX_PROFILE_ID:
+        raise RequestError(
+            [
+                f"profile.{audience.id_field}: the profile id must be 1 to {MAX_PROFILE_ID} "
+                f"characters, not {len(text)}"
+            ]
+        )
+    return text
 
 
 def _audience(live: LivePlan, name: str) -> Audience:

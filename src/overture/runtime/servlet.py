@@ -57,7 +57,10 @@ UNAVAILABLE = 12
 REQUEST_REFUSED = 13
 INTERNAL = 99
 
-_decode = msgspec.json.Decoder(dict[str, Any]).decode
+# A number beyond a float's range is infinite (and refused where it is used), not a reason
+# to refuse the whole batch.
+_decode = msgspec.json.Decoder(dict[str, Any], float_hook=float).decode
+MAX_ID = 128  # the longest session or audience id (as the native API takes)
 
 
 class CommandError(Exception):
@@ -99,24 +102,34 @@ def routes(node: RuntimeNode) -> list[BaseRoute]:
         started = time.perf_counter()
         try:
             env = await node.keys.environment(key_from_headers(request.headers))
-            batch = _decode(await api.read_body(request))
+            body = await api.read_body(request)
+            batch = _decode(body)
         except KeyRefused as exc:
             return api.problem(401, "Not authenticated", str(exc))
         except api.Problem as exc:
             return api.problem(exc.status, exc.title, exc.detail)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
+            why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
             return api.problem(
                 400,
                 "Malformed batch",
-                f'send {{"sessionId": ..., "commands": [{{"action": ...}}]}} as JSON ({exc})',
+                f'send {{"sessionId": ..., "commands": [{{"action": ...}}]}} as JSON ({why})',
             )
         session_id = batch.get("sessionId")
         commands = batch.get("commands")
-        if not isinstance(commands, list):
+        if commands is None:
             commands = [batch] if "action" in batch else []
+        elif not isinstance(commands, list):
+            return api.problem(
+                400,
+                "Malformed batch",
+                f"commands is a list of {{action: ...}} objects, not {type(commands).__name__}",
+            )
+        # JSON carries a NUL only escaped: look for it in the commands only when there is one
+        nul = b"\\u0000" in body
         replies = []
         for command in commands:
-            reply = await _run(runtime, env, session_id, command)
+            reply = await _run(runtime, env, session_id, command, nul)
             session_id = reply.session_id or session_id
             replies.append(reply.body())
         observe(time.perf_counter() - started)
@@ -126,12 +139,25 @@ def routes(node: RuntimeNode) -> list[BaseRoute]:
     return [Route("/interact/servlet/RestServlet", servlet, methods=["POST"])]
 
 
-async def _run(runtime: Runtime, env: str, batch_session: Any, command: Any) -> _Reply:
+async def _run(
+    runtime: Runtime, env: str, batch_session: Any, command: Any, nul: bool = False
+) -> _Reply:
     if not isinstance(command, dict):
         reply = _Reply(_text(batch_session))
         reply.message(ERROR, BAD_COMMAND, "a command is a JSON object with an action")
         return reply
     session_id = _text(command.get("sessionId", batch_session))
+    where = nul and (api.nul_in(command, "$") or api.nul_in(session_id, "sessionId"))
+    if where:
+        reply = _Reply(None)
+        reply.message(
+            ERROR, BAD_COMMAND, "text may not contain the NUL character (\\u0000)", f"at {where}"
+        )
+        return reply
+    if session_id is not None and len(session_id) > MAX_ID:
+        reply = _Reply(None)
+        reply.message(ERROR, BAD_COMMAND, f"a sessionId has at most {MAX_ID} characters")
+        return reply
     reply = _Reply(session_id)
     action = str(command.get("action", ""))
     handler = _ACTIONS.get(action.lower())
@@ -260,8 +286,10 @@ async def _post_event(
             channel=session.channel,
             attributes={k: _json_safe(v) for k, v in params.items()},
         )
-        msgspec.convert(msgspec.to_builtins(event), EventIn)  # the name's pattern
-    except msgspec.ValidationError:
+        msgspec.convert(msgspec.to_builtins(event), EventIn)  # the name's pattern, lengths
+    except msgspec.ValidationError as exc:
+        if "`$.name`" not in str(exc):  # the tracking code: longer than any
+            raise CommandError(BAD_TRACKING_CODE, f"unknown tracking code {code!r}") from None
         raise CommandError(
             EVENT_UNKNOWN,
             f"event {name!r} is not a valid event name",
@@ -424,7 +452,10 @@ def _audience(live: LivePlan, cmd: dict[str, Any]) -> tuple[str, str | None]:
             f"audienceID has no field {audience.id_field!r}",
             f"audience {audience.name!r} is identified by {audience.id_field}",
         )
-    return audience.name, _id_text(chosen)
+    profile_id = _id_text(chosen)
+    if len(profile_id) > MAX_ID:
+        raise CommandError(BAD_COMMAND, f"an audienceID value has at most {MAX_ID} characters")
+    return audience.name, profile_id
 
 
 def _number(value: Any) -> int:
@@ -432,7 +463,7 @@ def _number(value: Any) -> int:
         raise CommandError(BAD_NUMBER_REQUESTED, "numberRequested must be a number above 0")
     try:
         number = int(float(value))
-    except ValueError:
+    except (ValueError, OverflowError):  # not a number, NaN, infinite
         raise CommandError(
             BAD_NUMBER_REQUESTED, "numberRequested must be a number above 0"
         ) from None
@@ -443,8 +474,10 @@ def _number(value: Any) -> int:
 
 def _values(pairs: Any) -> dict[str, Any]:
     """NameValuePairs {n, v, t} as a dictionary (numeric as numbers, datetime as text)."""
-    if not isinstance(pairs, list):
+    if not pairs:
         return {}
+    if not isinstance(pairs, list):
+        raise CommandError(BAD_COMMAND, "parameters are a list of {n: name, v: value, t: type}")
     out: dict[str, Any] = {}
     for pair in pairs:
         if not isinstance(pair, dict) or not isinstance(pair.get("n"), str):
@@ -459,7 +492,14 @@ def _values(pairs: Any) -> dict[str, Any]:
                     BAD_COMMAND, f"parameter {pair['n']!r} is numeric but {value!r} is not"
                 ) from None
         elif kind == "datetime" and isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = dt.datetime.fromtimestamp(value / 1000, dt.UTC).isoformat()
+            try:
+                value = dt.datetime.fromtimestamp(value / 1000, dt.UTC).isoformat()
+            except (OverflowError, ValueError, OSError):
+                raise CommandError(
+                    BAD_COMMAND, f"parameter {pair['n']!r}: {value!r} ms is not a time"
+                ) from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise CommandError(BAD_COMMAND, f"parameter {pair['n']!r} is not a finite number")
         out[pair["n"]] = value
     return out
 

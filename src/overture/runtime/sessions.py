@@ -122,7 +122,9 @@ class MemorySessions:
 
 class RedisSessions:
     """Sessions in Redis, shared by every node: one key per session, expiring after
-    `idle_seconds` (each use renews it)."""
+    `idle_seconds` (each use renews it; kept to the millisecond, so a fraction of a second
+    is not rounded away). Stored as MessagePack, or as JSON when a value is beyond what
+    MessagePack holds (an integer beyond 64 bits in the context)."""
 
     def __init__(self, url: str, idle_seconds: float = 1800.0, prefix: str = "overture") -> None:
         import redis.asyncio as aioredis
@@ -132,18 +134,29 @@ class RedisSessions:
         self.redis = aioredis.Redis.from_url(url)
         self._encode = msgspec.msgpack.Encoder().encode
         self._decode = msgspec.msgpack.Decoder(Session).decode
+        self._decode_json = msgspec.json.Decoder(Session).decode
 
     def _key(self, environment: str, session_id: str) -> str:
         return f"{self.prefix}:session:{environment}:{session_id}"
 
+    def _ttl(self) -> int:
+        return max(1, round(self.idle_seconds * 1000))  # milliseconds
+
     async def get(self, environment: str, session_id: str) -> Session | None:
         key = self._key(environment, session_id)
-        data = await self.redis.getex(key, ex=int(self.idle_seconds))
-        return None if data is None else self._decode(cast(bytes, data))
+        data = cast(bytes | None, await self.redis.getex(key, px=self._ttl()))
+        if data is None:
+            return None
+        # a MessagePack map never starts with "{" (0x7b is the integer 123)
+        return self._decode_json(data) if data[:1] == b"{" else self._decode(data)
 
     async def put(self, session: Session) -> None:
         key = self._key(session.environment, session.id)
-        await self.redis.set(key, self._encode(session), ex=int(self.idle_seconds))
+        try:
+            data = self._encode(session)
+        except OverflowError:
+            data = msgspec.json.encode(session)
+        await self.redis.set(key, data, px=self._ttl())
 
     async def delete(self, environment: str, session_id: str) -> bool:
         return bool(await self.redis.delete(self._key(environment, session_id)))
