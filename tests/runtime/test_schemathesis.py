@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,7 +21,7 @@ import msgspec
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis.core.failures import AcceptedNegativeData, Failure, FailureGroup
+from schemathesis.core.failures import Failure, FailureGroup
 from schemathesis.core.transport import Response
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
@@ -37,6 +36,7 @@ from tests.design.helpers import ADMIN, demo_files
 from tests.design.server import serve_app
 from tests.integration import postgres_schema
 from tests.runtime.conftest import DEMO_PROFILES, deploy
+from tests.schemathesis_checks import not_really_negative
 
 # The document a node publishes at /runtime/openapi.json (create_app serves exactly this;
 # test_the_published_description_is_the_one_tested holds it to that).
@@ -118,7 +118,7 @@ def test_no_server_errors_and_answers_as_documented(case: Any, node: Node) -> No
         )
     except (Failure, FailureGroup) as exc:
         failures = list(exc.exceptions) if isinstance(exc, FailureGroup) else [exc]
-        real = [f for f in failures if not _not_really_negative(f, case)]
+        real = [f for f in failures if not not_really_negative(f, case)]
         if real:
             raise FailureGroup(real, f"{case.as_curl_command()}\nquery: {case.query}") from None
 
@@ -132,29 +132,6 @@ def _assert_problem(response: Any, where: str) -> None:
     body = response.json()
     assert body["status"] == response.status_code, f"{where}: {body}"
     assert isinstance(body["detail"], str) and len(body["detail"]) > 10, f"{where}: {body}"
-
-
-_COMPONENT = re.compile(r"^\s*- (\w+): (.*)$", re.MULTILINE)
-
-
-def _not_really_negative(failure: Failure, case: Any) -> bool:
-    """An ST201 whose only "violations" cannot reach the server as such: a query value
-    mutated to another JSON type (null, an array) is sent as text a string parameter
-    accepts; an extra query parameter whose value is an empty list is not sent at all; and
-    the key headers a case dropped are added back by this test."""
-    if not isinstance(failure, AcceptedNegativeData):
-        return False
-    declared = {
-        p["name"] for p in case.operation.definition.raw.get("parameters", []) if p["in"] == "query"
-    }
-    sent = {name for name, value in (case.query or {}).items() if value != []}
-    components = _COMPONENT.findall(failure.message)
-    return bool(components) and all(
-        (where == "query" and what.startswith("violates `type`"))
-        or (where == "query" and "additionalProperties" in what and sent <= declared)
-        or (where == "header" and ("Authorization" in what or "X-API-Key" in what))
-        for where, what in components
-    )
 
 
 # Inputs the bounded run above rarely generates, found by probing and by deeper runs
