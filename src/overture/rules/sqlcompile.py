@@ -82,6 +82,13 @@ def to_sql(
     return to_sqlglot(tree, dialect=dialect, names=names, now=now).sql(dialect=dialect)
 
 
+def literal(value: object, t: Type | None = None) -> exp.Expr:
+    """A value known when the SQL is built (an offer's field, a run's context) as SQL."""
+    if isinstance(value, (list, tuple, frozenset)):
+        return exp.Array(expressions=[_Sql.literal(v, Type.STRING) for v in value])
+    return _Sql.literal(value, t)
+
+
 def sql_type(t: Type) -> exp.DataType:
     return exp.DataType.build(_SQL_TYPES[t])
 
@@ -149,7 +156,8 @@ class _Sql:
                 )
         raise TypeError(f"cannot compile {type(node).__name__} to SQL")
 
-    def literal(self, v: object, t: Type | None) -> exp.Expr:
+    @staticmethod
+    def literal(v: object, t: Type | None) -> exp.Expr:
         if v is None:
             if t is None or t == Type.NULL:
                 return exp.Null()
