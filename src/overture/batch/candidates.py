@@ -2,8 +2,9 @@
 placement, and with what score.
 
 For a target population (a table or a query with one row per recipient) the query returns
-a row (recipient, offer, score, tie-break order) for every candidate offer of the
-placement that the recipient is eligible for and that has a positive score, exactly as the
+a row (recipient, offer, score, tie-break order, ...) for every candidate offer of the
+placement that the recipient is eligible for and that has a positive score, and one for
+every fallback offer the recipient is eligible for, exactly as the
 real-time engine (`overture.engine.pipeline`) would compute it for that profile at the
 same instant with the same context:
 
@@ -139,8 +140,13 @@ def candidates_query(
     context: Mapping[str, Any] | None = None,
     dialect: str = "duckdb",
 ) -> CandidateQuery:
-    """The query of (recipient, offer, score, ord) over `population` (a table name or a
-    parenthesised query whose columns are the audience's fields)."""
+    """The query over `population` (a table name, or a parenthesised query whose columns
+    are the audience's fields) of its candidate rows:
+
+    (recipient, offer, score, ord, fallback, allowed): `fallback` false for the
+    placement's ranked candidates (eligible, score > 0; `ord` breaks ties), true for its
+    fallback offers (eligible; `ord` is the fill order, score 0); `allowed` whether the
+    placement's filter policies let the offer through for that recipient."""
     audience = audience or plan.default_audience
     info = plan.audiences[audience]
     compiled = plan.placements[placement]
@@ -160,6 +166,27 @@ def candidates_query(
     )
     branches: list[exp.Select] = []
     offers: list[str] = []
+
+    def branch(cand: Candidate, score: exp.Expr, ord_: int, fallback: bool) -> exp.Select:
+        names = _Names(cand.offer.namespace, offer_types, context, context_types)
+        conditions = [rules.holds(rule, names) for _cat, rule in cand.offer.category_rules]
+        if cand.offer.eligibility is not None:
+            conditions.append(rules.holds(cand.offer.eligibility, names))
+        filters = [
+            rules.holds(policy.rule, names)
+            for policy, _key in cand.policies
+            if policy.kind == "filter" and policy.rule is not None
+        ]
+        select = exp.select(
+            exp.alias_(exp.column(info.id_field, quoted=True), RECIPIENT),
+            exp.alias_(exp.Literal.string(cand.offer.code), "offer"),
+            exp.alias_(score, "score"),
+            exp.alias_(exp.Literal.number(ord_), "ord"),
+            exp.alias_(exp.Boolean(this=fallback), "fallback"),
+            exp.alias_(exp.and_(*filters) if filters else exp.true(), "allowed"),
+        ).from_("recipients")
+        return select.where(exp.and_(*conditions)) if conditions else select
+
     for cand in compiled.candidates.get(audience, ()):
         if not _active(cand.offer.window, now):
             continue
@@ -167,24 +194,20 @@ def candidates_query(
         score = _score(plan, rules, cand, names, now)
         if score is None:
             continue  # no weight applies at this instant: nobody gets it
-        conditions = [rules.holds(rule, names) for _cat, rule in cand.offer.category_rules]
-        if cand.offer.eligibility is not None:
-            conditions.append(rules.holds(cand.offer.eligibility, names))
-        select = exp.select(
-            exp.alias_(exp.column(info.id_field, quoted=True), RECIPIENT),
-            exp.alias_(exp.Literal.string(cand.offer.code), "offer"),
-            exp.alias_(score, "score"),
-            exp.alias_(exp.Literal.number(cand.order), "ord"),
-        ).from_("recipients")
-        if conditions:
-            select = select.where(exp.and_(*conditions))
-        branches.append(select)
+        branches.append(branch(cand, score, cand.order, fallback=False))
         offers.append(cand.offer.code)
+    for position, cand in enumerate(compiled.fallbacks.get(audience, ())):
+        if _active(cand.offer.window, now):  # fill order; targeting and score do not apply
+            branches.append(branch(cand, literal(0.0), position, fallback=True))
     if branches:
         union: exp.Expr = branches[0]
-        for branch in branches[1:]:
-            union = exp.union(union, branch, distinct=False)
-        body = exp.select("*").from_(exp.Subquery(this=union, alias="c")).where("score > 0")
+        for other in branches[1:]:
+            union = exp.union(union, other, distinct=False)
+        body = (
+            exp.select("*")
+            .from_(exp.Subquery(this=union, alias="c"))
+            .where("fallback OR score > 0")
+        )
     else:  # no candidate: an empty result of the same shape
         body = (
             exp.select(
@@ -192,6 +215,8 @@ def candidates_query(
                 exp.alias_(exp.cast(exp.Null(), "VARCHAR"), "offer"),
                 exp.alias_(exp.cast(exp.Null(), "DOUBLE"), "score"),
                 exp.alias_(exp.cast(exp.Null(), "INT"), "ord"),
+                exp.alias_(exp.false(), "fallback"),
+                exp.alias_(exp.true(), "allowed"),
             )
             .from_("recipients")
             .where(exp.false())
