@@ -58,3 +58,13 @@ def test_design_example() -> None:
     assert result["plan adds"] == 37 and result["deployed"] == (1, 1)
     assert result["production first"][0] == 409
     assert "has not run on staging" in result["production first"][1]
+
+
+def test_batch_example() -> None:
+    result = _load("batch_example").main()
+    assert result["C0000007"] == [
+        (1, "LOAN-EV", 65.0),
+        (2, "INS-LIFE", 50.0),
+        (3, "SAV-FIXED-1Y", 50.0),
+    ]
+    assert sum(result["per_offer"].values()) == result["rows"] > 5_000
