@@ -1,6 +1,6 @@
 """Several runtime nodes on one database (and Redis): exact policies, atomic swaps.
 
-Each node is a real uvicorn server with its own event loop, recorder thread and caches;
+Each node is a real uvicorn server with its own event loop, recorder and caches;
 clients hammer them over HTTP from threads."""
 
 from __future__ import annotations
