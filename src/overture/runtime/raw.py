@@ -44,7 +44,7 @@ def conninfo(db: Database) -> str:
     return url.render_as_string(hide_password=False)
 
 
-async def _pg_connect(db: Database, *, autocommit: bool) -> Any:
+async def pg_connect(db: Database, *, autocommit: bool) -> Any:
     import psycopg
 
     return await psycopg.AsyncConnection.connect(conninfo(db), autocommit=autocommit)
@@ -104,7 +104,7 @@ class Reader:
         if self._idle.empty() and self._count < self._size:
             self._count += 1
             try:
-                conn = await _pg_connect(self.db, autocommit=True)
+                conn = await pg_connect(self.db, autocommit=True)
             except BaseException:
                 self._count -= 1
                 raise

@@ -33,7 +33,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from overture.runtime.raw import Tx, _pg_connect
+from overture.runtime.raw import Tx, pg_connect
 from overture.store import Database
 
 log = logging.getLogger("overture.runtime")
@@ -173,7 +173,7 @@ class Recorder:
         self, groups: dict[Handler, list[int]], batch: list[_Item], results: list[Any]
     ) -> None:
         if self._conn is None:
-            self._conn = await _pg_connect(self.db, autocommit=False)
+            self._conn = await pg_connect(self.db, autocommit=False)
         conn = self._conn
         try:
             async with conn.cursor() as cursor:
