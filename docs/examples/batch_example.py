@@ -21,14 +21,15 @@ def main() -> dict[str, Any]:
     con.register("population", profiles.generate(5_000))  # any table or view works
     # an empty history here; any table (profile_id, event, offer_code, categories, channel,
     # at) of counted entries makes capping and suppression apply
-    propositions = allocate(con, plan, "email_newsletter_slot", "population", 3, now=now)
-    per_offer = con.sql(
-        "SELECT offer, count(*) AS n FROM propositions GROUP BY offer ORDER BY n DESC, offer"
-    ).fetchall()
-    first = con.sql(
-        "SELECT rank, offer, round(score, 2) FROM propositions "
-        "WHERE recipient = 'C0000007' ORDER BY rank"
-    ).fetchall()
+    result = allocate(con, plan, "email_newsletter_slot", "population", 3, now=now)
+    propositions = con.table(result.table)  # recipient, rank, offer, score, fallback, round
+    per_offer = propositions.aggregate("offer, count(*) AS n").order("n DESC, offer").fetchall()
+    first = (
+        propositions.filter("recipient = 'C0000007'")
+        .order("rank")
+        .select("rank, offer, round(score, 2)")
+        .fetchall()
+    )
     for offer, n in per_offer[:5]:
         print(f"{offer:<20} {n:>6}")
     print("C0000007:", first)
