@@ -51,6 +51,7 @@ class CandidateQuery:
     audience: str
     offers: tuple[str, ...]  # the offers the SQL considers (active candidates)
     dialect: str
+    recipients: str = ""  # the population with a column per segment (segment_column)
 
 
 def segment_column(name: str) -> str:
@@ -222,7 +223,14 @@ def candidates_query(
             .where(exp.false())
         )
     query = body.with_("recipients", as_=recipients)
-    return CandidateQuery(query.sql(dialect=dialect), placement, audience, tuple(offers), dialect)
+    return CandidateQuery(
+        query.sql(dialect=dialect),
+        placement,
+        audience,
+        tuple(offers),
+        dialect,
+        recipients.sql(dialect=dialect),
+    )
 
 
 def _active(window: Window, now: dt.datetime) -> bool:

@@ -27,7 +27,17 @@ def compile_content(content: Mapping[str, str], html: bool) -> tuple[tuple[str, 
 @functools.lru_cache(maxsize=4096)
 def _template(text: str, html: bool) -> Template:
     """Compiled templates are immutable: offers with the same text share one."""
-    return environment(html).from_string(text)
+    template = environment(html).from_string(text)
+    template.overture_source = text  # type: ignore[attr-defined]  # read by source_of()
+    return template
+
+
+def source_of(renderer: Renderer) -> str:
+    """The text a field was compiled from (batch rendering reads which fields it uses)."""
+    if isinstance(renderer, str):
+        return renderer
+    source: str = renderer.overture_source  # type: ignore[attr-defined]
+    return source
 
 
 def base_variables() -> dict[str, Any]:
