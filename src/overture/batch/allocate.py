@@ -26,7 +26,7 @@ the counted entries (propositions count as `presented`, as in the runtime).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,13 +82,15 @@ def allocate(
     inventory_used: Mapping[tuple[str, str], int] | None = None,
     audience: str | None = None,
     context: Mapping[str, Any] | None = None,
+    on_round: Callable[[int, int], None] | None = None,
 ) -> Allocation:
     """Propositions for every recipient of `population` (a table or view in the engine),
     at most `n` each (the placement's maximum when None).
 
     `history` names the history table; `inventory_used` is what each inventory counter
     `(offer, period)` has already spent (the runtime's inventory_counters); when None, it
-    is counted from `history`'s presentations. Leaves tables `_alloc_*` in the engine."""
+    is counted from `history`'s presentations. `on_round(round, rounds at most)` is called
+    as each round ends (a progress bar). Leaves tables `_alloc_*` in the engine."""
     if isinstance(engine, duckdb.DuckDBPyConnection):
         engine = DuckDBEngine(engine)
     audience = audience or plan.default_audience
@@ -180,15 +182,18 @@ def allocate(
         """,
     )
     # filters and suppression do not change during the run: drop what they block now
-    engine.create(
-        "_alloc_cand",
-        """
-        SELECT * FROM _alloc_cand c WHERE c.allowed AND NOT EXISTS (
+    suppressed = """EXISTS (
             SELECT 1 FROM _alloc_offer_defs od
             JOIN _alloc_defs d ON d.id = od.id AND d.kind = 'suppression'
             JOIN _alloc_used u ON u.id = d.id
-            WHERE od.offer = c.offer AND u.recipient = c.recipient AND u.n >= d.lim)
-        """,
+            WHERE od.offer = c.offer AND u.recipient = c.recipient AND u.n >= d.lim)"""
+    engine.create(  # for the simulation's funnel
+        "_alloc_suppressed",
+        f"SELECT c.offer AS offer, c.fallback AS fallback, count(*) AS n FROM _alloc_cand c "
+        f"WHERE c.allowed AND {suppressed} GROUP BY c.offer, c.fallback",
+    )
+    engine.create(
+        "_alloc_cand", f"SELECT * FROM _alloc_cand c WHERE c.allowed AND NOT {suppressed}"
     )
     engine.load(
         "_alloc_chosen",
@@ -212,6 +217,8 @@ def allocate(
                 engine, rounds, n=n, fallback=fallback, cap=cap, inventory=bool(inventory)
             )
             engine.append("_alloc_chosen", "SELECT * FROM _alloc_prop")
+            if on_round is not None:
+                on_round(rounds, 2 * n)
             if not engine.rows("SELECT count(*) FROM _alloc_prop")[0][0]:
                 break
             _spend(engine, rounds, bool(inventory))

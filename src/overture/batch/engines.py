@@ -18,10 +18,11 @@ checkpointed data (a checkpoint cuts the lineage, so round k's plan does not gro
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
+import pyarrow as pa
 import sqlglot
 
 if TYPE_CHECKING:
@@ -40,6 +41,11 @@ class SqlEngine(Protocol):
         self, table: str, columns: Sequence[tuple[str, str]], rows: Sequence[tuple[Any, ...]]
     ) -> None: ...
     def rows(self, sql: str) -> list[tuple[Any, ...]]: ...
+    def register(self, table: str, data: pa.Table) -> None: ...
+    def columns(self, table: str) -> list[str]: ...
+    def read_file(self, table: str, path: str) -> None: ...
+    def export(self, sql: str, path: str) -> None: ...
+    def batches(self, sql: str, size: int = 50_000) -> Iterator[pa.RecordBatch]: ...
 
 
 class DuckDBEngine:
@@ -63,12 +69,38 @@ class DuckDBEngine:
     ) -> None:
         spec = ", ".join(f'"{name}" {type_}' for name, type_ in columns)
         self._run(f"CREATE OR REPLACE TEMP TABLE {table} ({spec})")
-        if rows:
-            marks = ", ".join("?" * len(columns))
-            self.con.executemany(f"INSERT INTO {table} VALUES ({marks})", list(rows)).fetchall()
+        if rows:  # through Arrow: executemany costs a statement per row
+            data = pa.table(
+                {f"c{i}": list(values) for i, values in enumerate(zip(*rows, strict=True))}
+            )
+            self.con.register("_overture_load", data)
+            try:
+                self._run(f"INSERT INTO {table} SELECT * FROM _overture_load")
+            finally:
+                self.con.unregister("_overture_load")
 
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
         return self.con.execute(sql).fetchall()
+
+    def register(self, table: str, data: pa.Table) -> None:
+        self.con.register(f"{table}_arrow", data)
+        self._run(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {table}_arrow")
+        self.con.unregister(f"{table}_arrow")
+
+    def columns(self, table: str) -> list[str]:
+        return list(self.con.table(table).columns)
+
+    def read_file(self, table: str, path: str) -> None:
+        reader = "read_parquet" if _kind(path) == "parquet" else "read_csv_auto"
+        self.create(table, f"SELECT * FROM {reader}({_string(path)})")
+
+    def export(self, sql: str, path: str) -> None:
+        fmt = "PARQUET" if _kind(path) == "parquet" else "CSV, HEADER"
+        self._run(f"COPY ({sql}) TO {_string(path)} (FORMAT {fmt})")
+
+    def batches(self, sql: str, size: int = 50_000) -> Iterator[pa.RecordBatch]:
+        reader = self.con.sql(sql).to_arrow_reader(size)
+        yield from reader
 
     def _run(self, sql: str) -> None:
         # DuckDB keeps a statement's result open until it is fetched
@@ -106,6 +138,46 @@ class SparkEngine:
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in self.spark.sql(to_spark(sql)).collect()]
 
+    def register(self, table: str, data: pa.Table) -> None:
+        self.spark.createDataFrame(data).createOrReplaceTempView(table)
+
+    def columns(self, table: str) -> list[str]:
+        return list(self.spark.table(table).columns)
+
+    def read_file(self, table: str, path: str) -> None:
+        reader = self.spark.read
+        frame = (
+            reader.parquet(path)
+            if _kind(path) == "parquet"
+            else reader.option("header", True).option("inferSchema", True).csv(path)
+        )
+        frame.createOrReplaceTempView(table)
+
+    def export(self, sql: str, path: str) -> None:
+        """A directory of part files, as Spark writes (one file per partition)."""
+        frame = self.spark.sql(to_spark(sql)).write.mode("overwrite")
+        if _kind(path) == "parquet":
+            frame.parquet(path)
+        else:
+            frame.option("header", True).csv(path)
+
+    def batches(self, sql: str, size: int = 50_000) -> Iterator[pa.RecordBatch]:
+        yield from self.spark.sql(to_spark(sql)).toArrow().to_batches(size)
+
+
+def _kind(path: str) -> str:
+    """parquet or csv, by the file's name."""
+    lower = path.lower().rstrip("/")
+    if lower.endswith((".parquet", ".pq")):
+        return "parquet"
+    if lower.endswith((".csv", ".csv.gz", ".tsv")):
+        return "csv"
+    raise ValueError(f"{path}: give a .parquet or .csv file")
+
+
+def _string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
 
 @functools.lru_cache(maxsize=256)
 def to_spark(sql: str) -> str:
@@ -114,20 +186,32 @@ def to_spark(sql: str) -> str:
     return sqlglot.transpile(sql, read=WRITTEN_IN, write="spark")[0]
 
 
-def local_spark(app: str = "overture-batch", cores: int | None = None) -> SparkSession:
-    """A Spark session in local mode (the JVM runs here; no cluster needed)."""
+def local_spark(
+    app: str = "overture-batch",
+    cores: int | None = None,
+    *,
+    shuffle_partitions: int = 8,
+    config: Mapping[str, str] | None = None,
+) -> SparkSession:
+    """A Spark session in local mode (the JVM runs here, bound to the loopback address; no
+    cluster needed), in UTC like the runtime. `config` adds or overrides Spark settings
+    (static ones, such as `spark.driver.memory`, only take effect in a new session)."""
     try:
         from pyspark.sql import SparkSession
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise RuntimeError(
             "the spark engine needs pyspark: pip install 'overture[spark]' (and Java 17+)"
         ) from exc
-    master = f"local[{cores or '*'}]"
-    return (
-        SparkSession.builder.master(master)
-        .appName(app)
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.shuffle.partitions", "8")
-        .config("spark.ui.enabled", "false")
-        .getOrCreate()
-    )
+    settings = {
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": str(shuffle_partitions),
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
+        **(config or {}),
+    }
+    builder = SparkSession.builder.master(f"local[{cores or '*'}]").appName(app)
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()

@@ -10,10 +10,10 @@ exactly what any other client gets; `cli.keys` manages runtime API keys the same
 
 from __future__ import annotations
 
-from overture.cli import catalog, counters, design, keys, server
+from overture.cli import batch, catalog, counters, design, keys, server
 from overture.cli._app import app
 
-__all__ = ["app", "catalog", "counters", "design", "keys", "main", "server"]
+__all__ = ["app", "batch", "catalog", "counters", "design", "keys", "main", "server"]
 
 
 def main() -> None:
