@@ -182,3 +182,28 @@ def test_a_missing_field_is_null_not_an_error(tmp_path: Path) -> None:
     spec = BatchSpec(placement="web_home_hero", population=str(path), simulate=True)
     result = run_batch(spec, plan)
     assert result.figures["recipients"] == 2
+
+
+def test_the_design_api_simulates_over_the_stored_profiles(demo: Deployed) -> None:  # noqa: F811
+    """Offer and delivery managers may; the answer is the figures or the HTML report;
+    nothing is recorded; a viewer may not."""
+    from tests.design.api import make_api
+
+    api = make_api(demo.db)
+    path = "/v1/design/environments/staging/simulations"
+    body = {"placement": "email_newsletter_slot", "n": 2, "limit": 200}
+    answer = api.call("POST", path, "delivery_manager", json=body)
+    assert answer.status_code == 200, answer.text
+    figures = answer.json()
+    assert figures["recipients"] == 200 and figures["environment"] == "staging"
+    assert figures["requested_by"] == "delivery-manager"
+    assert figures["propositions"] == sum(o["propositions"] for o in figures["offers"]) > 0
+    page = api.call("POST", path, "offer_manager", json={**body, "format": "html"})
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert 'id="chart-funnel"' in page.text
+    assert api.call("POST", path, "viewer", json=body).status_code == 403
+    wrong = api.call("POST", path, "offer_manager", json={**body, "placement": "nowhere"})
+    assert wrong.status_code == 422 and "unknown placement 'nowhere'" in wrong.json()["detail"]
+    missing = api.call("POST", "/v1/design/environments/nowhere/simulations", json=body)
+    assert missing.status_code == 404
+    assert _count(demo, PropositionRow) == 0

@@ -68,6 +68,7 @@ EXPECTED: dict[str, Permission | None] = {
     "POST /v1/design/environments/{name}/deployments": P.DEPLOY,
     "GET /v1/design/environments/{name}/deployments/{number}": P.READ,
     "POST /v1/design/environments/{name}/rollback": P.DEPLOY,
+    "POST /v1/design/environments/{name}/simulations": P.SIMULATE,
     "POST /v1/design/catalog/import": P.IMPORT,
     "GET /v1/design/catalog/export": P.READ,
     "GET /v1/design/audit": P.AUDIT,

@@ -7,7 +7,8 @@ operator may hold several roles. The test suite walks every endpoint with every 
     offer_manager     categories, offers, segments, treatment rules; submits offers
     approver          approves or rejects submitted offers
     deployer          plans, deploys, rolls back
-    delivery_manager  reads the catalog and deployments (uses live offers in campaigns)
+    delivery_manager  reads the catalog and deployments (uses live offers in campaigns);
+                      runs simulations, as offer managers do
     viewer            reads the catalog and deployments
 """
 
@@ -28,6 +29,7 @@ class Permission(StrEnum):
     ENVIRONMENTS = "environments:admin"
     API_KEYS = "api-keys:admin"
     AUDIT = "audit:read"
+    SIMULATE = "simulations:run"  # run a deployment over stored profiles, record nothing
     SELF = "self"  # any logged-in operator: who am I, log out, change my password
 
 
@@ -46,6 +48,7 @@ PERMISSIONS: dict[Permission, frozenset[str]] = {
     Permission.ENVIRONMENTS: frozenset({"administrator"}),
     Permission.API_KEYS: frozenset({"administrator"}),
     Permission.AUDIT: frozenset({"administrator"}),
+    Permission.SIMULATE: frozenset({"administrator", "offer_manager", "delivery_manager"}),
 }
 
 

@@ -44,6 +44,8 @@ class BatchSpec:
     n: int | None = None
     population: str | None = None  # a .parquet or .csv file
     population_query: str | None = None  # SQL on the environment's database
+    stored_profiles: bool = False  # the audience's profile table (what the runtime looks up)
+    limit: int | None = None  # of stored profiles, by id
     simulate: bool = False
     out: str | None = None  # .parquet or .csv
     engine: Literal["duckdb", "spark"] = "duckdb"
@@ -168,9 +170,16 @@ def _population(
 ) -> None:
     """The population as the audience's typed fields, in table POPULATION."""
     info = plan.audiences[audience]
-    if (spec.population is None) == (spec.population_query is None):
-        raise BatchError("give the population: a .parquet/.csv file, or a query (not both)")
-    if spec.population is not None:
+    given = [spec.population, spec.population_query, spec.stored_profiles or None]
+    if sum(g is not None for g in given) != 1:
+        raise BatchError(
+            "give the population: a .parquet/.csv file, a query or the stored profiles (one)"
+        )
+    if spec.stored_profiles:
+        if db is None:
+            raise BatchError("stored profiles are in an environment's database: add --env")
+        engine.register("_population_raw", _stored_profiles(db, plan, audience, spec.limit))
+    elif spec.population is not None:
         try:
             engine.read_file("_population_raw", spec.population)
         except ValueError as exc:
@@ -222,3 +231,33 @@ def _population(
             + ", ".join(str(d[0]) for d in dupes)
             + ": give each recipient once"
         )
+
+
+def _stored_profiles(db: Database, plan: DecisionPlan, audience: str, limit: int | None) -> Any:
+    """The audience's profile table (the runtime's lookups) as Arrow, list fields decoded."""
+    import json
+
+    import pyarrow as pa
+    from sqlalchemy import inspect, select
+    from sqlalchemy.exc import NoSuchTableError
+
+    from overture.runtime.profiles import table_for
+
+    spec = next(a for a in plan.catalog.audiences if a.name == audience)
+    if spec.profile_table is None:
+        raise BatchError(f"the {audience} audience has no profile_table to read profiles from")
+    with db.engine.connect() as conn:
+        try:
+            present = {c["name"] for c in inspect(conn).get_columns(spec.profile_table)}
+        except NoSuchTableError as exc:
+            raise BatchError(
+                f"no profile table {spec.profile_table!r} in the database: load profiles first"
+            ) from exc
+        table = table_for(spec, only=present)
+        query = select(table).order_by(table.c[spec.id_field])
+        rows = conn.execute(query.limit(limit) if limit else query).mappings().all()
+    lists = [n for n, k in spec.fields.items() if k.value == "list[string]" and n in present]
+    data: dict[str, list[Any]] = {c.name: [r[c.name] for r in rows] for c in table.c}
+    for name in lists:
+        data[name] = [json.loads(v) if isinstance(v, str) else v for v in data[name]]
+    return pa.table(data)

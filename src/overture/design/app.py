@@ -35,7 +35,14 @@ from overture.design.http import (
     unexpected_error,
     validation_error,
 )
-from overture.design.routes import access, catalog_files, environments, objects, offers
+from overture.design.routes import (
+    access,
+    catalog_files,
+    environments,
+    objects,
+    offers,
+    simulations,
+)
 from overture.store import Database
 
 BODY_LIMIT = 1 << 20  # 1 MiB
@@ -60,6 +67,7 @@ def create_app(db: Database) -> FastAPI:
         *objects.routers,
         offers.router,
         environments.router,
+        simulations.router,
         catalog_files.router,
     ):
         app.include_router(router)

@@ -50,3 +50,10 @@ class Forbidden(ServiceError):
 class PreconditionRequired(ServiceError):
     status = 428
     title = "Precondition required"
+
+
+class Unprocessable(ServiceError):
+    """A well-formed request that cannot run as asked (an unknown placement, no profiles)."""
+
+    status = 422
+    title = "Cannot run"

@@ -4,7 +4,7 @@ fields: a misspelt field is an error, never silently ignored."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -199,6 +199,16 @@ class DeployIn(Input):
         description="Administrators only: skip the check that the "
         "same content ran on the environment this one requires",
     )
+
+
+class SimulationIn(Input):
+    placement: str = Field(min_length=1, max_length=64, description="The placement to fill")
+    n: int | None = Field(None, ge=1, le=100, description="Offers per recipient")
+    limit: int | None = Field(
+        None, ge=1, le=10_000_000, description="At most this many stored profiles (by id)"
+    )
+    at: dt.datetime | None = Field(None, description="Decide as at this UTC instant")
+    format: Literal["json", "html"] = Field("json", description="Figures, or the HTML report")
 
 
 class RollbackIn(Input):
