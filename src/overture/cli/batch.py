@@ -234,16 +234,16 @@ def profiles_generate(
     seed: Annotated[int, typer.Option(help="The same seed gives the same customers.")] = 7,
 ) -> None:
     """Generated customers of the demo bank (the demo catalog's customer audience)."""
-    import pyarrow.csv as pcsv
-    import pyarrow.parquet as pq
+    import duckdb
 
     from overture.demo import profiles
 
-    table = profiles.generate(count, seed=seed)
-    if out_file.lower().endswith(".csv"):
-        pcsv.write_csv(table, out_file)
-    elif out_file.lower().endswith(".parquet"):
-        pq.write_table(table, out_file)
-    else:
+    kind = Path(out_file).suffix.lower()
+    if kind not in (".csv", ".parquet"):
         fail("--out: give a .parquet or .csv file", 2)
+    con = duckdb.connect()
+    con.register("customers", profiles.generate(count, seed=seed))
+    fmt = "PARQUET" if kind == ".parquet" else "CSV, HEADER"  # lists as [a, b] in CSV
+    target = out_file.replace("'", "''")
+    con.execute(f"COPY customers TO '{target}' (FORMAT {fmt})").fetchall()
     out.print(f"{count} customers written to [bold]{escape(out_file)}[/]")

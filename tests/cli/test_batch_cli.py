@@ -1,0 +1,99 @@
+"""`overture profiles generate`, `overture simulate` and `overture batch`, as a user types
+them: a report and figures from a catalog folder, propositions recorded on an environment,
+and clear errors for wrong input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from overture.cli import app
+from overture.store.history import PropositionRow
+from tests.runtime.conftest import Deployed, demo  # noqa: F401  (the fixture)
+
+runner = CliRunner(env={"COLUMNS": "200"})
+
+
+def overture(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def test_simulate_a_catalog_folder(tmp_path: Path) -> None:
+    people = str(tmp_path / "people.csv")
+    code, output = overture("profiles", "generate", "3000", "--out", people)
+    assert code == 0 and "3000 customers written" in output
+    assert overture("init", str(tmp_path / "cat"))[0] == 0
+    report, figures = tmp_path / "report.html", tmp_path / "figures.json"
+    code, output = overture(
+        "simulate",
+        "--catalog",
+        str(tmp_path / "cat"),
+        "--population",
+        people,
+        "--placement",
+        "email_newsletter_slot",
+        "-n",
+        "3",
+        "--at",
+        "2026-11-23T10:00:00",
+        "--report",
+        str(report),
+        "--json",
+        str(figures),
+    )
+    assert code == 0, output
+    assert "of 3000 recipients" in output and "simulated: nothing recorded" in output
+    data = json.loads(figures.read_text())
+    assert data["recipients"] == 3000 and data["at"] == "2026-11-23T10:00:00"
+    assert data["propositions"] == sum(o["propositions"] for o in data["offers"])
+    assert "chart-funnel" in report.read_text()
+
+
+def test_batch_records_and_writes_the_propositions(demo: Deployed, tmp_path: Path) -> None:  # noqa: F811
+    people = str(tmp_path / "people.parquet")
+    assert overture("profiles", "generate", "500", "--out", people)[0] == 0
+    out = tmp_path / "props.parquet"
+    code, output = overture(
+        "batch",
+        "--env",
+        "staging",
+        "--database",
+        demo.db.url,
+        "--population",
+        people,
+        "-p",
+        "cc_next_best_action",
+        "--out",
+        str(out),
+    )
+    assert code == 0, output
+    assert "recorded in the history" in output
+    table = pq.read_table(out)
+    assert {"tracking_code", "content_title", "content_script"} <= set(table.column_names)
+    with demo.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(PropositionRow)) == table.num_rows > 0
+
+
+def test_wrong_input_is_explained(demo: Deployed, tmp_path: Path) -> None:  # noqa: F811
+    base = ["simulate", "--env", "staging", "--database", demo.db.url]
+    code, output = overture(
+        *base, "--population", str(tmp_path / "none.parquet"), "-p", "web_home_hero"
+    )
+    assert code == 2 and "cannot read" in output
+    people = str(tmp_path / "people.parquet")
+    overture("profiles", "generate", "10", "--out", people)
+    code, output = overture(*base, "--population", people, "-p", "web_homepage")
+    assert code == 2 and "unknown placement 'web_homepage'" in output
+    code, output = overture(*base, "--population", str(tmp_path / "p.txt"), "-p", "web_home_hero")
+    assert code == 2 and "give a .parquet or .csv file" in output
+    code, output = overture("simulate", "--population", people, "-p", "web_home_hero")
+    assert code == 2 and "give --env E" in output
+    code, output = overture(
+        "batch", "--env", "nowhere", "--database", demo.db.url, "--population", people, "-p", "x"
+    )
+    assert code == 1 and "no environment 'nowhere'" in output
