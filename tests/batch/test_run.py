@@ -207,3 +207,30 @@ def test_the_design_api_simulates_over_the_stored_profiles(demo: Deployed) -> No
     missing = api.call("POST", "/v1/design/environments/nowhere/simulations", json=body)
     assert missing.status_code == 404
     assert _count(demo, PropositionRow) == 0
+
+
+def test_csv_and_parquet_give_the_same_propositions(tmp_path: Path) -> None:
+    """In CSV a list is its items joined with ';' (an empty cell: no items), as `overture
+    demo-profiles` writes it; the demo's rules read `products`, so a wrong reading shows."""
+    from overture.catalog import load_catalog
+    from overture.demo import CATALOG_PATH
+    from overture.engine import build_plan
+
+    table = profiles.generate(3_000)
+    profiles.write(table, tmp_path / "p.csv")
+    profiles.write(table, tmp_path / "p.parquet")
+    now = dt.datetime(2026, 11, 23, 10)
+    plan = build_plan(load_catalog(CATALOG_PATH), now)
+    got = []
+    for name in ("p.csv", "p.parquet"):
+        spec = BatchSpec(
+            placement="web_product_banner", population=str(tmp_path / name), simulate=True, now=now
+        )
+        result = run_batch(spec, plan)
+        got.append(
+            result.allocation.engine.rows(
+                f"SELECT recipient, rank, offer, content_title FROM {result.output.table} "
+                "ORDER BY recipient, rank"
+            )
+        )
+    assert got[0] == got[1] and len(got[0]) > 3_000

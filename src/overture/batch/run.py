@@ -26,6 +26,7 @@ from overture.batch.allocate import Allocation, allocate
 from overture.batch.engines import DuckDBEngine, SparkEngine, SqlEngine, local_spark
 from overture.batch.output import Output, finish
 from overture.engine.plan import DecisionPlan
+from overture.rules import Type
 from overture.rules.sqlcompile import sql_type
 from overture.runtime.plans import LivePlan
 from overture.store import Database
@@ -202,7 +203,8 @@ def _population(
             "_population_raw",
             pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)}),
         )
-    columns = {c.lower(): c for c in engine.columns("_population_raw")}
+    types = engine.columns("_population_raw")
+    columns = {c.lower(): c for c in types}
     if info.id_field.lower() not in columns:
         raise BatchError(
             f"the population has no column {info.id_field!r} (the {audience} audience's id); "
@@ -213,7 +215,15 @@ def _population(
         sql = sql_type(type_).sql("duckdb")
         if name == info.id_field:
             sql = "VARCHAR"
-        source = f'"{columns[name.lower()]}"' if name.lower() in columns else "NULL"
+        raw = columns.get(name.lower())
+        source = f'"{raw}"' if raw is not None else "NULL"
+        if raw is not None and type_ is Type.LIST and _textual(types[raw]):
+            # a list in a CSV: items joined with ';' (as `overture demo-profiles` writes);
+            # an empty cell is an empty list (CSV cannot tell it from a missing one)
+            source = (
+                f"CASE WHEN coalesce(trim({source}), '') = '' THEN CAST([] AS VARCHAR[]) "
+                f"ELSE string_split({source}, ';') END"
+            )
         select.append(f'CAST({source} AS {sql}) AS "{name}"')
     engine.create(POPULATION, f"SELECT {', '.join(select)} FROM _population_raw")
     key = f'"{info.id_field}"'
@@ -231,6 +241,10 @@ def _population(
             + ", ".join(str(d[0]) for d in dupes)
             + ": give each recipient once"
         )
+
+
+def _textual(engine_type: str) -> bool:
+    return engine_type.lower() in ("varchar", "string")
 
 
 def _stored_profiles(db: Database, plan: DecisionPlan, audience: str, limit: int | None) -> Any:

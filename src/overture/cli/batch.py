@@ -3,7 +3,7 @@
 overture batch    --env E --population FILE --placement P [-n N] --out FILE [--engine spark]
 overture simulate --env E --population FILE --placement P [-n N] --report out.html [--json F]
 overture simulate --catalog DIR ...     a catalog folder, before it is deployed (no history)
-overture profiles generate N --out FILE  demo customers to try them on
+overture demo-profiles --rows N --out FILE   demo customers to try them on
 
 A batch records its propositions in the environment's history (runtime capping and
 inventory see them); a simulation records nothing.
@@ -26,9 +26,6 @@ if TYPE_CHECKING:
     from overture.engine.plan import DecisionPlan
     from overture.runtime.plans import LivePlan
     from overture.store import Database
-
-profiles_app = typer.Typer(no_args_is_help=True, help="Generated demo profiles.")
-app.add_typer(profiles_app, name="profiles")
 
 EnvChoice = Annotated[
     str | None,
@@ -225,25 +222,3 @@ def _summary(result: BatchResult, *, recorded: bool) -> None:
             f"  [yellow]{result.output.render_error_count} content rendering(s) failed[/], "
             f"e.g. {escape(result.output.render_errors[0])}"
         )
-
-
-@profiles_app.command("generate")
-def profiles_generate(
-    count: Annotated[int, typer.Argument(min=1, help="How many customers.")],
-    out_file: Annotated[str, typer.Option("--out", help="A .parquet or .csv file.")],
-    seed: Annotated[int, typer.Option(help="The same seed gives the same customers.")] = 7,
-) -> None:
-    """Generated customers of the demo bank (the demo catalog's customer audience)."""
-    import duckdb
-
-    from overture.demo import profiles
-
-    kind = Path(out_file).suffix.lower()
-    if kind not in (".csv", ".parquet"):
-        fail("--out: give a .parquet or .csv file", 2)
-    con = duckdb.connect()
-    con.register("customers", profiles.generate(count, seed=seed))
-    fmt = "PARQUET" if kind == ".parquet" else "CSV, HEADER"  # lists as [a, b] in CSV
-    target = out_file.replace("'", "''")
-    con.execute(f"COPY customers TO '{target}' (FORMAT {fmt})").fetchall()
-    out.print(f"{count} customers written to [bold]{escape(out_file)}[/]")
