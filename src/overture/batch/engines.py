@@ -42,7 +42,7 @@ class SqlEngine(Protocol):
     ) -> None: ...
     def rows(self, sql: str) -> list[tuple[Any, ...]]: ...
     def register(self, table: str, data: pa.Table) -> None: ...
-    def columns(self, table: str) -> list[str]: ...
+    def columns(self, table: str) -> dict[str, str]: ...
     def read_file(self, table: str, path: str) -> None: ...
     def export(self, sql: str, path: str) -> None: ...
     def batches(self, sql: str, size: int = 50_000) -> Iterator[pa.RecordBatch]: ...
@@ -87,8 +87,10 @@ class DuckDBEngine:
         self._run(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {table}_arrow")
         self.con.unregister(f"{table}_arrow")
 
-    def columns(self, table: str) -> list[str]:
-        return list(self.con.table(table).columns)
+    def columns(self, table: str) -> dict[str, str]:
+        """Column name -> type, as the engine spells it."""
+        rel = self.con.table(table)
+        return {name: str(t) for name, t in zip(rel.columns, rel.dtypes, strict=True)}
 
     def read_file(self, table: str, path: str) -> None:
         reader = "read_parquet" if _kind(path) == "parquet" else "read_csv_auto"
@@ -108,13 +110,26 @@ class DuckDBEngine:
 
 
 class SparkEngine:
-    """Statements translated to Spark SQL by sqlglot, run on a SparkSession."""
+    """Statements translated to Spark SQL by sqlglot, run on a SparkSession.
+
+    The engine sets two of the session's SQL settings:
+
+    - the session time zone is UTC, as the runtime's: DuckDB's TIMESTAMP has no time zone
+      and becomes Spark's TIMESTAMP_NTZ, which Spark compares with a TIMESTAMP column (a
+      population's `last_login`, say) in the session time zone;
+    - constraint propagation is off: a checkpoint's plan keeps the constraints of the
+      query it came from, and Spark (4.x) can leave one of them naming a column the query
+      no longer has (`isnotnull(offer#995)`), which fails a later UNION of that table with
+      "key not found". It only infers extra filters; allocation does not need them.
+    """
 
     name = "spark"
     dialect = "spark"
 
     def __init__(self, spark: SparkSession) -> None:
         self.spark = spark
+        spark.conf.set("spark.sql.session.timeZone", "UTC")
+        spark.conf.set("spark.sql.constraintPropagation.enabled", "false")
 
     def create(self, table: str, sql: str, dialect: str = WRITTEN_IN) -> None:
         text = sql if dialect == self.dialect else to_spark(sql)
@@ -141,8 +156,8 @@ class SparkEngine:
     def register(self, table: str, data: pa.Table) -> None:
         self.spark.createDataFrame(data).createOrReplaceTempView(table)
 
-    def columns(self, table: str) -> list[str]:
-        return list(self.spark.table(table).columns)
+    def columns(self, table: str) -> dict[str, str]:
+        return dict(self.spark.table(table).dtypes)
 
     def read_file(self, table: str, path: str) -> None:
         reader = self.spark.read
