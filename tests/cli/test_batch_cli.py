@@ -97,3 +97,29 @@ def test_wrong_input_is_explained(demo: Deployed, tmp_path: Path) -> None:  # no
         "batch", "--env", "nowhere", "--database", demo.db.url, "--population", people, "-p", "x"
     )
     assert code == 1 and "no environment 'nowhere'" in output
+
+
+def test_ctrl_c_stops_a_run_cleanly(tmp_path: Path) -> None:
+    """SIGINT in the middle of a long run (DuckDB interrupts its query): exit 130, a
+    one-line message, no traceback."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from overture.demo import profiles
+
+    people = tmp_path / "people.parquet"
+    profiles.write(profiles.generate(500_000), people)
+    assert overture("init", str(tmp_path / "cat"))[0] == 0
+    command = [sys.executable, "-m", "overture.cli", "simulate", "--catalog", str(tmp_path / "cat")]
+    command += ["--population", str(people), "-p", "cc_next_best_action", "--report", "r.html"]
+    run = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(3)
+    assert run.poll() is None, "the run ended before it could be interrupted"
+    run.send_signal(signal.SIGINT)
+    _out, errors = run.communicate(timeout=60)
+    assert run.returncode == 130, errors.decode()
+    assert "interrupted: nothing was recorded" in errors.decode()
+    assert b"Traceback" not in errors
+    assert not (tmp_path / "r.html").exists()

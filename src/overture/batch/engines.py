@@ -18,7 +18,7 @@ checkpointed data (a checkpoint cuts the lineage, so round k's plan does not gro
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
@@ -80,7 +80,7 @@ class DuckDBEngine:
                 self.con.unregister("_overture_load")
 
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
-        return self.con.execute(sql).fetchall()
+        return _interruptible(lambda: self.con.execute(sql).fetchall())
 
     def register(self, table: str, data: pa.Table) -> None:
         self.con.register(f"{table}_arrow", data)
@@ -106,7 +106,7 @@ class DuckDBEngine:
 
     def _run(self, sql: str) -> None:
         # DuckDB keeps a statement's result open until it is fetched
-        self.con.execute(sql).fetchall()
+        _interruptible(lambda: self.con.execute(sql).fetchall())
 
 
 class SparkEngine:
@@ -178,6 +178,19 @@ class SparkEngine:
 
     def batches(self, sql: str, size: int = 50_000) -> Iterator[pa.RecordBatch]:
         yield from self.spark.sql(to_spark(sql)).toArrow().to_batches(size)
+
+
+def _interruptible(run: Callable[[], list[tuple[Any, ...]]]) -> list[tuple[Any, ...]]:
+    """DuckDB answers Ctrl-C by interrupting the query with an error: make it the
+    KeyboardInterrupt it was, so that a run stops cleanly whatever it was doing."""
+    try:
+        return run()
+    except duckdb.InterruptException as exc:
+        raise KeyboardInterrupt from exc
+    except RuntimeError as exc:
+        if "interrupted" in str(exc).lower():
+            raise KeyboardInterrupt from exc
+        raise
 
 
 def _kind(path: str) -> str:
