@@ -175,8 +175,8 @@ def _days_between(start: exp.Expr, end: exp.Expr, ctx: SqlContext) -> exp.Expr:
 
 def _add_days(d: exp.Expr, days: exp.Expr, t: Type, ctx: SqlContext) -> exp.Expr:
     if t == Type.DATE:
-        if ctx.dialect == "spark":
-            return exp.Anonymous(this="DATE_ADD", expressions=[d, days])
+        if ctx.dialect == "spark":  # DATE_ADD takes an INT number of days, not a BIGINT
+            return exp.Anonymous(this="DATE_ADD", expressions=[d, _cast(days, "INT")])
         # DuckDB and PostgreSQL add an INTEGER (not a BIGINT) number of days to a DATE
         return exp.Add(this=d, expression=_cast(days, "INTEGER"))
     if ctx.dialect == "spark":
