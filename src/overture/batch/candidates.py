@@ -203,7 +203,7 @@ def candidates_query(
     if branches:
         union: exp.Expr = branches[0]
         for other in branches[1:]:
-            union = exp.union(union, other, distinct=False)
+            union = exp.union(union, other, distinct=False, copy=False)
         body = (
             exp.select("*")
             .from_(exp.Subquery(this=union, alias="c"))

@@ -109,7 +109,7 @@ def funnel_sql(
         return "", never
     union: exp.Expr = branches[0]
     for other in branches[1:]:
-        union = exp.union(union, other, distinct=False)
+        union = exp.union(union, other, distinct=False, copy=False)
     query = (
         exp.select("offer", "fallback", "failed", exp.alias_(exp.func("COUNT", exp.Star()), "n"))
         .from_(exp.Subquery(this=union, alias="f"))
