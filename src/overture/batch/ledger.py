@@ -27,7 +27,7 @@ from sqlalchemy import Connection, and_, select, text
 
 from overture.batch.allocate import HISTORY_COLUMNS, inventory_period
 from overture.runtime.plans import LivePlan
-from overture.runtime.sql_ledger import INV, E, P
+from overture.runtime.sql_ledger import INV, PROPOSITION_COLUMNS, E, P
 from overture.store import Database
 
 _BATCH = 20_000
@@ -180,25 +180,6 @@ def _add(conn: Connection, environment: str, offer: str, period: str, n: int) ->
         )
         .values(used=INV.c.used + n)
     )
-
-
-PROPOSITION_COLUMNS = (
-    "tracking_code",
-    "environment",
-    "deployment",
-    "audience",
-    "profile_id",
-    "session_id",
-    "placement",
-    "channel",
-    "offer_code",
-    "categories",
-    "rank",
-    "score",
-    "probability",
-    "fallback",
-    "decided_at",
-)
 
 
 def record(

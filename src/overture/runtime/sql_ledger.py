@@ -175,7 +175,7 @@ class SqlLedger:
         return out
 
 
-_PROPOSITION_COLUMNS = (
+PROPOSITION_COLUMNS = (
     "tracking_code",
     "environment",
     "deployment",
@@ -193,8 +193,8 @@ _PROPOSITION_COLUMNS = (
     "decided_at",
 )
 _PROPOSITION_INSERT = (
-    f"INSERT INTO propositions ({', '.join(_PROPOSITION_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(_PROPOSITION_COLUMNS))})"
+    f"INSERT INTO propositions ({', '.join(PROPOSITION_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(PROPOSITION_COLUMNS))})"
 )
 _EVENT_COLUMNS = (
     "environment",
