@@ -37,6 +37,7 @@ bench: $(BIN)/overture
 	$(BIN)/python -m benchmarks.rules
 	$(BIN)/python -m benchmarks.engine
 	$(BIN)/python -m benchmarks.design
+	$(BIN)/python -m benchmarks.batch
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -210,7 +210,8 @@ def allocate(
     engine.load("_alloc_refused", [("recipient", "VARCHAR"), ("offer", "VARCHAR")], [])
     cap = compiled.max_per_category
     rounds = refusals = 0
-    for fallback in (False, True):
+    phases = (False, True) if compiled.fallbacks.get(audience) else (False,)
+    for fallback in phases:  # a round over every candidate costs, even with nothing to fill
         for _ in range(n):
             rounds += 1
             refusals += _round(
