@@ -54,10 +54,20 @@ At = Annotated[
 ]
 
 
-def _spec(**kwargs: Any) -> BatchSpec:
+def _execute(
+    *,
+    env: str | None,
+    catalog: Path | None,
+    database: str | None,
+    at: dt.datetime | None,
+    **spec: Any,
+) -> BatchResult:
+    """What `batch` and `simulate` share: the plan, the spec, the run with its progress."""
     from overture.batch.run import BatchSpec
 
-    return BatchSpec(**kwargs)
+    now = at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    plan, live, db, meta = _source(env, catalog, database, now)
+    return _run(BatchSpec(now=now, **spec), plan, live, db, meta)
 
 
 def _source(
@@ -138,18 +148,19 @@ def batch(
 ) -> None:
     """Allocate PLACEMENT's offers to a population and record them in ENV's history, so
     that real-time capping and inventory count them."""
-    now = at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    plan, live, db, meta = _source(env, None, database, now)
-    spec = _spec(
+    result = _execute(
         placement=placement,
-        n=n,
+        env=env,
+        catalog=None,
         population=population,
         population_query=population_query,
+        n=n,
         out=out_file,
         engine=engine,
-        now=now,
+        at=at,
+        database=database,
+        simulate=False,
     )
-    result = _run(spec, plan, live, db, meta)
     _summary(result, recorded=True)
     if out_file:
         out.print(f"propositions written to [bold]{escape(out_file)}[/]")
@@ -179,19 +190,19 @@ def simulate(
     """Run the allocation without recording anything, and report where each offer went."""
     from overture.batch.report import figures_json, write_report
 
-    now = at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    plan, live, db, meta = _source(env, catalog, database, now)
-    spec = _spec(
+    result = _execute(
         placement=placement,
-        n=n,
+        env=env,
+        catalog=catalog,
         population=population,
         population_query=population_query,
+        n=n,
         out=out_file,
         engine=engine,
-        now=now,
+        at=at,
+        database=database,
         simulate=True,
     )
-    result = _run(spec, plan, live, db, meta)
     if json_file == "-":
         print(figures_json(result.figures))
         return
