@@ -237,7 +237,7 @@ class TimedEngine(DuckDBEngine):
 
     def _run(self, sql: str) -> None:
         label = _label(sql)
-        if label == "_alloc_prop" and 0 <= self.round <= self.ended:
+        if label in ("_alloc_pp", "_alloc_prop") and 0 <= self.round <= self.ended:
             self.round = self.ended + 1  # a round's first statement
         start = time.perf_counter()
         super()._run(sql)
@@ -467,7 +467,11 @@ def main(
     load_s = time.perf_counter() - t0
     say(f"loaded into DuckDB in {load_s:.1f} s; running the batch ({threads} threads)...")
     full = run_batch(con, plan, n)
-    candidate_rows = con.execute("SELECT count(*) FROM _alloc_cand").fetchall()[0][0]
+    candidate_rows = con.execute(  # eligible and scored (before the history's blocks)
+        "SELECT sum(len(ranked)) FROM _alloc_lists"
+        if full.allocation.method == "lists"
+        else "SELECT count(*) FROM _alloc_cand WHERE NOT fallback"
+    ).fetchall()[0][0]
     full_out = ran_out(con)
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # GiB (Linux: KiB)
     con.close()
@@ -542,7 +546,7 @@ def _print(r: dict[str, Any], statements: int = 12) -> None:
         f"memory_limit={r['memory_limit']}"
     )
     console.print(
-        f"candidate rows (eligible recipient x offer): {r['candidate_rows']:,} "
+        f"ranked candidates (recipient x offer, eligible and scored): {r['candidate_rows']:,} "
         f"({r['candidate_rows'] / max(1, b.recipients):.0f} per recipient)"
     )
 
@@ -556,6 +560,7 @@ def _print(r: dict[str, Any], statements: int = 12) -> None:
     add("recipients / s", f"{b.recipients / b.seconds:,.0f}")
     add("propositions / s", f"{b.propositions / b.seconds:,.0f}")
     add("propositions", f"{b.propositions:,} to {b.served:,} recipients")
+    add("allocation method", b.allocation.method)
     add("rounds", str(b.allocation.rounds))
     add("inventory refusals", f"{b.allocation.refusals:,}")
     add("inventories run out", ", ".join(r["ran_out"]) or "none")

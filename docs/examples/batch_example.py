@@ -22,7 +22,7 @@ def main() -> dict[str, Any]:
     # an empty history here; any table (profile_id, event, offer_code, categories, channel,
     # at) of counted entries makes capping and suppression apply
     result = allocate(con, plan, "email_newsletter_slot", "population", 3, now=now)
-    propositions = con.table(result.table)  # recipient, rank, offer, score, fallback, round
+    propositions = con.table(result.table)  # recipient, rank, offer, score, fallback, round, pos
     per_offer = propositions.aggregate("offer, count(*) AS n").order("n DESC, offer").fetchall()
     first = (
         propositions.filter("recipient = 'C0000007'")

@@ -9,10 +9,13 @@ shares)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import duckdb
 import pytest
 
-from overture.batch.allocate import allocate
+from overture.batch.allocate import Method, allocate
+from overture.batch.lists import _bits
 from overture.catalog import load_catalog
 from overture.catalog.model import Weight
 from overture.demo import CATALOG_PATH
@@ -31,9 +34,18 @@ def world() -> Setup:
     return data, con
 
 
+METHODS = [
+    pytest.param("lists", 16, id="lists"),
+    # one ranked candidate kept per recipient: every later choice comes from the tail
+    pytest.param("lists", 1, id="lists-prefix-1"),
+    pytest.param("rows", 16, id="rows"),
+]
+
+
+@pytest.mark.parametrize(("method", "prefix"), METHODS)
 @pytest.mark.parametrize(("placement", "count"), PLACEMENTS)
 def test_batch_allocation_equals_the_engine(
-    world: Setup, placement: str, count: int | None
+    world: Setup, placement: str, count: int | None, method: Method, prefix: int
 ) -> None:
     data, con = world
     allocation = allocate(
@@ -45,8 +57,43 @@ def test_batch_allocation_equals_the_engine(
         now=NOW,
         history="history_src",
         inventory_used=SPENT,
+        method=method,
+        prefix=prefix,
     )
+    assert allocation.method == method
     assert_equals_the_engine(data, allocation, placement, count)
+    if method == "lists" and prefix == 1 and allocation.n > 1:
+        beyond = con.sql("SELECT count(*) FROM _alloc_chosen WHERE pos > 1").fetchall()[0][0]
+        assert beyond > 0, "the tail was never needed: the test does not test it"
+
+
+def test_both_methods_choose_alike(world: Setup) -> None:
+    """Same propositions, same rounds, same inventory refusals, whichever way it runs."""
+    data, con = world
+    runs = [
+        allocate(
+            con,
+            data.plan,
+            "web_home_hero",
+            "population",
+            3,
+            now=NOW,
+            history="history_src",
+            inventory_used=SPENT,
+            method=method,
+        )
+        for method in ("lists", "rows")
+    ]
+    assert runs[0].refusals > 0
+    assert runs[0].rows() == runs[1].rows()
+    assert (runs[0].rounds, runs[0].refusals) == (runs[1].rounds, runs[1].refusals)
+
+
+def test_an_unknown_method_is_refused(world: Setup) -> None:
+    data, con = world
+    method: Any = "fast"
+    with pytest.raises(ValueError, match="unknown allocation method 'fast'"):
+        allocate(con, data.plan, "web_home_hero", "population", now=NOW, method=method)
 
 
 def test_the_history_blocks_offers(world: Setup) -> None:
@@ -81,7 +128,7 @@ def test_inventory_goes_to_the_highest_scorers(world: Setup) -> None:
     ).fetchall()
     assert len(got) == 60
     refused = con.sql(
-        "SELECT r.recipient, c.score FROM _alloc_refused r JOIN _alloc_cand c "
+        f"SELECT r.recipient, c.score FROM _alloc_refused r JOIN ({allocation.candidates.sql}) c "
         "ON c.recipient = r.recipient AND c.offer = r.offer"
     ).fetchall()
     assert refused
@@ -93,3 +140,15 @@ def test_inventory_goes_to_the_highest_scorers(world: Setup) -> None:
         "(SELECT recipient FROM _alloc_refused) AND offer <> 'CC-PLATINUM'"
     ).fetchall()
     assert fell[0][0] == len(refused)
+
+
+def test_shared_policies_as_bit_sets_span_words() -> None:
+    """More than 63 shared policies take more than one 63-bit word; each cap is one bit
+    of one word, and a recipient's closed caps meet an offer's exactly when they share one."""
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE caps AS SELECT * FROM (VALUES (1, 1), (1, 63), (2, 64), (2, 126), (3, 127))"
+    )
+    got = con.sql(_bits(3, "k", "SELECT col0 AS k, col1 AS cap FROM caps")).fetchall()
+    top = 1 << 62
+    assert sorted(got) == [(1, 1 | top, 0, 0), (2, 0, 1 | top, 0), (3, 0, 0, 1)]

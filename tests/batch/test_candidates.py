@@ -82,3 +82,27 @@ def test_the_sql_scores_what_the_engine_scores(world: World, placement: str) -> 
         if not same:
             mismatches.append((row["customer_id"], expected, got))
     assert not mismatches, f"{len(mismatches)} profiles differ, e.g. {mismatches[:2]}"
+
+
+@pytest.mark.parametrize(
+    "placement", ["web_home_hero", "web_account_sidebar", "app_home_card", "cc_next_best_action"]
+)
+def test_the_lists_hold_the_same_candidates(world: World, placement: str) -> None:
+    """DuckDB's one-row-per-recipient lists (the fast allocation's input) hold exactly the
+    allowed candidate rows, scores included, and sort into the engine's order."""
+    plan, con, _rows = world
+    query = candidates_query(plan, placement, "population", now=NOW)
+    rows = set(
+        con.sql(
+            f"SELECT recipient, offer, score, fallback FROM ({query.sql}) WHERE allowed"
+        ).fetchall()
+    )
+    from_lists = set()
+    for recipient, ranked, fallbacks in con.sql(
+        f"SELECT recipient, list_sort(ranked), fallbacks FROM ({query.lists_sql()})"
+    ).fetchall():
+        order = [(-e["ns"], query.ranked[e["i"] - 1].ord) for e in ranked]
+        assert order == sorted(order, key=lambda so: (-so[0], so[1]))
+        from_lists |= {(recipient, query.ranked[e["i"] - 1].code, -e["ns"], False) for e in ranked}
+        from_lists |= {(recipient, query.fallbacks[i - 1].code, 0.0, True) for i in fallbacks}
+    assert rows and from_lists == rows

@@ -103,6 +103,7 @@ def test_spark_allocation_equals_the_engine(
             now=NOW,
             history="history_src",
             inventory_used=SPENT,
+            method="rows",  # DuckDB's too: _same_candidates compares the candidate rows
         )
         for engine in (on_spark, on_duckdb)
     ]
@@ -129,3 +130,10 @@ def test_history_and_inventory_counted_on_spark(
     assert left[0] == left[1]
     assert rows[0] == rows[1]
     assert len(rows[0]) == len(world.rows)
+
+
+def test_the_lists_method_is_duckdbs(
+    engines: tuple[SparkEngine, DuckDBEngine], world: World
+) -> None:
+    with pytest.raises(ValueError, match="needs DuckDB; use rows on spark"):
+        allocate(engines[0], world.plan, "app_home_card", "population", 1, now=NOW, method="lists")

@@ -4,7 +4,8 @@ placement, and with what score.
 For a target population (a table or a query with one row per recipient) the query returns
 a row (recipient, offer, score, tie-break order, ...) for every candidate offer of the
 placement that the recipient is eligible for and that has a positive score, and one for
-every fallback offer the recipient is eligible for, exactly as the
+every fallback offer the recipient is eligible for (or, on DuckDB, one row per recipient
+with those as lists: one pass, no row per candidate), exactly as the
 real-time engine (`overture.engine.pipeline`) would compute it for that profile at the
 same instant with the same context:
 
@@ -26,7 +27,8 @@ which the rule property tests hold to the Python compiler's meaning, nulls inclu
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+import functools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,15 +45,136 @@ RECIPIENT = "recipient"  # the output's column naming the recipient (the audienc
 
 
 @dataclass(frozen=True)
-class CandidateQuery:
-    """The SQL of the candidates of one placement, and what it assumed."""
+class _Offer:
+    """One candidate's SQL, generated once in the run's dialect: the rows query and the
+    lists query are put together from these as text (a tree of 500 offers' rules is slow
+    to build and to copy; the pieces are not)."""
 
-    sql: str
-    placement: str
-    audience: str
-    offers: tuple[str, ...]  # the offers the SQL considers (active candidates)
-    dialect: str
-    recipients: str = ""  # the population with a column per segment (segment_column)
+    code: str
+    ord: int  # ranked: the tie-break order; fallback: the fill order
+    fallback: bool
+    eligible: str  # every category rule and the offer's own rule hold
+    allowed: str  # the placement's filter policies let it through
+    score: str  # null or <= 0: not a candidate (fallbacks: 0)
+
+
+class CandidateQuery:
+    """The candidates of one placement over a population, as SQL: one row per
+    (recipient, candidate) (`sql`, any dialect), or one row per recipient with its
+    candidates as lists (`lists_sql`, DuckDB's list functions)."""
+
+    def __init__(
+        self,
+        *,
+        placement: str,
+        audience: str,
+        dialect: str,
+        population: str,
+        id_field: str,
+        segments: Sequence[str],
+        items: Sequence[_Offer],
+    ) -> None:
+        self.placement = placement
+        self.audience = audience
+        self.dialect = dialect
+        self.population = population
+        self.id_field = id_field  # the audience's id
+        self.id_column = exp.column(id_field, quoted=True).sql(dialect=dialect)
+        self._segments = tuple(segments)
+        self.ranked = tuple(i for i in items if not i.fallback)  # in tie-break order
+        self.fallbacks = tuple(i for i in items if i.fallback)  # in fill order
+        self.offers = tuple(i.code for i in self.ranked)  # the active, scorable candidates
+
+    @property
+    def source(self) -> str:
+        """The population as a FROM clause."""
+        return _source(self.population)
+
+    def recipients_sql(self, population: str | None = None) -> str:
+        """The population with a column per segment (segment_column)."""
+        source = self.source if population is None else _source(population)
+        return f"SELECT {', '.join(('*', *self._segments))} FROM {source}"
+
+    def ids_sql(self) -> str:
+        """The population's ids, in DuckDB's dialect: allocation's statements are written
+        in it (engines.WRITTEN_IN) and translated."""
+        column = exp.column(self.id_field, quoted=True).sql(dialect="duckdb")
+        return f"SELECT {column} FROM {self.source}"
+
+    @property
+    def recipients(self) -> str:
+        return self.recipients_sql()
+
+    @functools.cached_property
+    def sql(self) -> str:
+        """(recipient, offer, score, ord, fallback, allowed): a row for each ranked
+        candidate the recipient is eligible for with a positive score, and for each
+        fallback offer it is eligible for; `allowed` is the filter policies' verdict."""
+        branches = [
+            f"SELECT {self.id_column} AS {RECIPIENT}, {_string(item.code, self.dialect)} AS offer, "
+            f"{item.score} AS score, {item.ord} AS ord, {str(item.fallback).upper()} AS fallback,"
+            f" {item.allowed} AS allowed FROM recipients WHERE {item.eligible}"
+            for item in (*self.ranked, *self.fallbacks)
+        ]
+        if not branches:  # nothing to choose from: an empty result of the same shape
+            branches = [
+                f"SELECT {self.id_column} AS {RECIPIENT}, CAST(NULL AS VARCHAR) AS offer, "
+                "CAST(NULL AS DOUBLE) AS score, CAST(NULL AS INT) AS ord, FALSE AS fallback, "
+                "TRUE AS allowed FROM recipients WHERE FALSE"
+            ]
+        union = "\nUNION ALL\n".join(branches)
+        return (
+            f"WITH recipients AS ({self.recipients}) "
+            f"SELECT * FROM ({union}) AS c WHERE fallback OR score > 0"
+        )
+
+    def lists_sql(self, population: str | None = None) -> str:
+        """(recipient, ranked, fallbacks), one row per recipient of `population` (this
+        query's by default). `ranked` holds, in no order, {ns: -score, i} for each ranked
+        candidate i (1-based, in `ranked` order) the recipient is eligible for and allowed,
+        with a positive score: sorted, it is the engine's order (score, then tie-break).
+        `fallbacks` are the indexes of its eligible and allowed fallbacks, in fill order.
+
+        DuckDB only, the fast path's single pass over the population. The scores are
+        columns first and lists after, by concatenating one- or zero-element lists: a
+        lambda over a 500-element list costs more than evaluating the rules."""
+        assert self.dialect == "duckdb", "lists are DuckDB's"
+        columns = [
+            f"CASE WHEN {item.eligible} AND {item.allowed} THEN CAST({item.score} AS DOUBLE) END"
+            f" AS _s{i}"
+            for i, item in enumerate(self.ranked, 1)
+        ] + [
+            f"({item.eligible} AND {item.allowed}) AS _f{i}"
+            for i, item in enumerate(self.fallbacks, 1)
+        ]
+        ranked = [
+            f"CASE WHEN _s{i} > 0 THEN [{{'ns': -_s{i}, 'i': {i}}}] ELSE [] END"
+            for i in range(1, len(self.ranked) + 1)
+        ]
+        fallbacks = [
+            f"CASE WHEN _f{i} THEN [{i}] ELSE [] END" for i in range(1, len(self.fallbacks) + 1)
+        ]
+        return (
+            f"WITH recipients AS ({self.recipients_sql(population)}) "
+            f"SELECT {RECIPIENT}, {_flatten(ranked, 'STRUCT(ns DOUBLE, i INTEGER)')} AS ranked, "
+            f"{_flatten(fallbacks, 'INTEGER')} AS fallbacks "
+            f"FROM (SELECT {', '.join((f'{self.id_column} AS {RECIPIENT}', *columns))} "
+            "FROM recipients) AS s"
+        )
+
+
+def _source(population: str) -> str:
+    return population if population.isidentifier() else f"{population} AS p"
+
+
+def _flatten(lists: Sequence[str], type_: str) -> str:
+    if not lists:
+        return f"CAST([] AS {type_}[])"
+    return f"flatten([{', '.join(lists)}])"
+
+
+def _string(value: str, dialect: str) -> str:
+    return exp.Literal.string(value).sql(dialect=dialect)
 
 
 def segment_column(name: str) -> str:
@@ -100,7 +223,7 @@ class _Rules:
 
     def holds(self, rule: CompiledRule, names: _Names) -> exp.Expr:
         """True only when the rule is true (null and false are not)."""
-        return exp.func("COALESCE", self.sql(rule, names), exp.false())
+        return exp.Coalesce(this=self.sql(rule, names), expressions=[exp.false()])
 
 
 class _Names:
@@ -141,13 +264,10 @@ def candidates_query(
     context: Mapping[str, Any] | None = None,
     dialect: str = "duckdb",
 ) -> CandidateQuery:
-    """The query over `population` (a table name, or a parenthesised query whose columns
-    are the audience's fields) of its candidate rows:
-
-    (recipient, offer, score, ord, fallback, allowed): `fallback` false for the
-    placement's ranked candidates (eligible, score > 0; `ord` breaks ties), true for its
-    fallback offers (eligible; `ord` is the fill order, score 0); `allowed` whether the
-    placement's filter policies let the offer through for that recipient."""
+    """The candidates over `population` (a table name, or a parenthesised query whose
+    columns are the audience's fields) of the placement's ranked candidates (eligible,
+    score > 0; `ord` breaks ties) and fallback offers (eligible; `ord` is the fill
+    order, score 0), with whether the placement's filter policies allow each."""
     audience = audience or plan.default_audience
     info = plan.audiences[audience]
     compiled = plan.placements[placement]
@@ -157,19 +277,16 @@ def candidates_query(
     context_types = dict(plan.catalog.context)
     offer_types = scopes.offer_fields
 
+    def text(e: exp.Expr) -> str:
+        return e.sql(dialect=dialect)
+
     plain = _Names({}, offer_types, context, context_types)
     segments = [
-        exp.alias_(rules.holds(rule, plain), segment_column(name), quoted=True)
+        f"{text(rules.holds(rule, plain))} AS {text(exp.column(segment_column(name), quoted=True))}"
         for name, rule in info.segments.items()
     ]
-    recipients = exp.select(exp.Star(), *segments).from_(
-        exp.to_table(population) if population.isidentifier() else f"{population} AS p"
-    )
-    branches: list[exp.Select] = []
-    offers: list[str] = []
 
-    def branch(cand: Candidate, score: exp.Expr, ord_: int, fallback: bool) -> exp.Select:
-        names = _Names(cand.offer.namespace, offer_types, context, context_types)
+    def item(cand: Candidate, names: _Names, score: str, ord_: int, fallback: bool) -> _Offer:
         conditions = [rules.holds(rule, names) for _cat, rule in cand.offer.category_rules]
         if cand.offer.eligibility is not None:
             conditions.append(rules.holds(cand.offer.eligibility, names))
@@ -178,58 +295,36 @@ def candidates_query(
             for policy, _key in cand.policies
             if policy.kind == "filter" and policy.rule is not None
         ]
-        select = exp.select(
-            exp.alias_(exp.column(info.id_field, quoted=True), RECIPIENT),
-            exp.alias_(exp.Literal.string(cand.offer.code), "offer"),
-            exp.alias_(score, "score"),
-            exp.alias_(exp.Literal.number(ord_), "ord"),
-            exp.alias_(exp.Boolean(this=fallback), "fallback"),
-            exp.alias_(exp.and_(*filters) if filters else exp.true(), "allowed"),
-        ).from_("recipients")
-        return select.where(exp.and_(*conditions)) if conditions else select
+        return _Offer(
+            cand.offer.code,
+            ord_,
+            fallback,
+            " AND ".join(f"({text(c)})" for c in conditions) or "TRUE",
+            " AND ".join(f"({text(f)})" for f in filters) or "TRUE",
+            score,
+        )
 
-    for cand in compiled.candidates.get(audience, ()):
+    items: list[_Offer] = []
+    for cand in sorted(compiled.candidates.get(audience, ()), key=lambda c: c.order):
         if not _active(cand.offer.window, now):
             continue
         names = _Names(cand.offer.namespace, offer_types, context, context_types)
         score = _score(plan, rules, cand, names, now)
         if score is None:
             continue  # no weight applies at this instant: nobody gets it
-        branches.append(branch(cand, score, cand.order, fallback=False))
-        offers.append(cand.offer.code)
+        items.append(item(cand, names, f"({text(score)})", cand.order, fallback=False))
     for position, cand in enumerate(compiled.fallbacks.get(audience, ())):
         if _active(cand.offer.window, now):  # fill order; targeting and score do not apply
-            branches.append(branch(cand, literal(0.0), position, fallback=True))
-    if branches:
-        union: exp.Expr = branches[0]
-        for other in branches[1:]:
-            union = exp.union(union, other, distinct=False, copy=False)
-        body = (
-            exp.select("*")
-            .from_(exp.Subquery(this=union, alias="c"))
-            .where("fallback OR score > 0")
-        )
-    else:  # no candidate: an empty result of the same shape
-        body = (
-            exp.select(
-                exp.alias_(exp.column(info.id_field, quoted=True), RECIPIENT),
-                exp.alias_(exp.cast(exp.Null(), "VARCHAR"), "offer"),
-                exp.alias_(exp.cast(exp.Null(), "DOUBLE"), "score"),
-                exp.alias_(exp.cast(exp.Null(), "INT"), "ord"),
-                exp.alias_(exp.false(), "fallback"),
-                exp.alias_(exp.true(), "allowed"),
-            )
-            .from_("recipients")
-            .where(exp.false())
-        )
-    query = body.with_("recipients", as_=recipients)
+            names = _Names(cand.offer.namespace, offer_types, context, context_types)
+            items.append(item(cand, names, text(literal(0.0)), position, fallback=True))
     return CandidateQuery(
-        query.sql(dialect=dialect),
-        placement,
-        audience,
-        tuple(offers),
-        dialect,
-        recipients.sql(dialect=dialect),
+        placement=placement,
+        audience=audience,
+        dialect=dialect,
+        population=population,
+        id_field=info.id_field,
+        segments=segments,
+        items=items,
     )
 
 
@@ -244,11 +339,11 @@ def _greatest(values: list[exp.Expr]) -> exp.Expr | None:
         return None
     if len(values) == 1:
         return values[0]
-    return exp.func("GREATEST", *values)
+    return exp.Greatest(this=values[0], expressions=values[1:], ignore_nulls=True)
 
 
 def _double(e: exp.Expr) -> exp.Expr:
-    return exp.cast(e, "DOUBLE")
+    return exp.Cast(this=e, to=exp.DataType.build("DOUBLE"))
 
 
 def _score(

@@ -8,8 +8,8 @@ filled the slots (outranked). A recipient is counted at the first step that remo
 so the steps add up to the population.
 
 The first part is one more query over the population (candidates.py's rules, each step a
-CASE arm); the rest is read off the allocation's own tables, so it costs a few
-aggregates, not a second run.
+CASE arm); the rest is the candidate rows (materialised once more: the fast allocation
+never makes them) read against the allocation's own tables, not a second run.
 """
 
 from __future__ import annotations
@@ -23,12 +23,14 @@ from sqlglot import exp
 
 from overture.batch.allocate import Allocation
 from overture.batch.candidates import (
+    CandidateQuery,
     _active,
     _Names,
     _Rules,
     _score,
     segment_column,
 )
+from overture.batch.engines import SqlEngine
 from overture.batch.output import Output
 from overture.catalog.scopes import Scopes
 from overture.engine.compiled import Candidate
@@ -149,6 +151,7 @@ def simulation_figures(
         "CAST(NULL AS VARCHAR) AS failed, 0 AS n WHERE false",
         dialect=engine.dialect,
     )
+    _candidates(engine, query)
     counts: dict[tuple[str, bool], dict[str | None, int]] = defaultdict(dict)
     for offer, fallback, failed, n in engine.rows("SELECT * FROM _fig_rules"):
         counts[(offer, bool(fallback))][failed] = int(n)
@@ -174,7 +177,7 @@ def simulation_figures(
         for offer, n, lo, q1, q2, q3, hi in engine.rows(
             "SELECT offer, count(*), min(score), approx_quantile(score, 0.25), "
             "approx_quantile(score, 0.5), approx_quantile(score, 0.75), max(score) "
-            "FROM _alloc_cand WHERE NOT fallback GROUP BY offer"
+            "FROM _fig_cand WHERE NOT fallback GROUP BY offer"
         )
     }
     placement = plan.placements[query.placement]
@@ -241,6 +244,37 @@ def simulation_figures(
     }
 
 
+def _candidates(engine: SqlEngine, query: CandidateQuery) -> None:
+    """The candidates the rounds chose from, as rows (`_fig_cand`: allowed by the
+    filters, not suppressed; `_fig_suppressed`: how many suppression removed, per offer),
+    and each recipient's usage of each capping policy at the end (`_fig_usage`: history
+    and run), whichever way the allocation ran."""
+    engine.create("_fig_cand", query.sql, dialect=query.dialect)
+    suppressed = """EXISTS (
+        SELECT 1 FROM _alloc_offer_defs od
+        JOIN _alloc_defs d ON d.id = od.id AND d.kind = 'suppression'
+        JOIN _alloc_used u ON u.id = d.id
+        WHERE od.offer = c.offer AND u.recipient = c.recipient AND u.n >= d.lim)"""
+    engine.create(
+        "_fig_suppressed",
+        f"SELECT c.offer AS offer, c.fallback AS fallback, count(*) AS n FROM _fig_cand c "
+        f"WHERE c.allowed AND {suppressed} GROUP BY c.offer, c.fallback",
+    )
+    engine.create("_fig_cand", f"SELECT * FROM _fig_cand c WHERE c.allowed AND NOT {suppressed}")
+    engine.create(
+        "_fig_usage",
+        """
+        SELECT recipient, id, CAST(sum(n) AS INTEGER) AS n FROM (
+            SELECT recipient, id, n FROM _alloc_used
+            UNION ALL
+            SELECT x.recipient AS recipient, od.id AS id, 1 AS n FROM _alloc_chosen x
+            JOIN _alloc_offer_defs od ON od.offer = x.offer
+            JOIN _alloc_defs d ON d.id = od.id AND d.kind = 'capping'
+        ) spent GROUP BY recipient, id
+        """,
+    )
+
+
 # After the rules: why each remaining candidate did or did not get its offer (slots filled
 # by better offers first: a channel cap the run itself filled is not the cap's doing)
 _TAIL_SQL = """
@@ -252,7 +286,7 @@ SELECT c.offer, c.fallback,
             THEN 'outranked'
             WHEN EXISTS (SELECT 1 FROM _alloc_offer_defs od
                          JOIN _alloc_defs d ON d.id = od.id AND d.kind = 'capping'
-                         JOIN _alloc_used u ON u.id = d.id
+                         JOIN _fig_usage u ON u.id = d.id
                          WHERE od.offer = c.offer AND u.recipient = c.recipient
                            AND u.n >= d.lim) THEN 'capping'
             WHEN EXISTS (SELECT 1 FROM _alloc_refused r
@@ -261,10 +295,10 @@ SELECT c.offer, c.fallback,
                          WHERE i.offer = c.offer AND i.remaining <= 0) THEN 'inventory'
             ELSE 'outranked' END AS step,
        count(*) AS n
-FROM _alloc_cand c
+FROM _fig_cand c
 GROUP BY 1, 2, 3
 UNION ALL
-SELECT offer, fallback, 'suppression' AS step, n FROM _alloc_suppressed
+SELECT offer, fallback, 'suppression' AS step, n FROM _fig_suppressed
 """
 
 
