@@ -467,7 +467,7 @@ def main(
     load_s = time.perf_counter() - t0
     say(f"loaded into DuckDB in {load_s:.1f} s; running the batch ({threads} threads)...")
     full = run_batch(con, plan, n)
-    candidate_rows = con.execute(  # eligible and scored (before the history's blocks)
+    candidate_rows = con.execute(  # eligible, scored (lists: all; rows: not suppressed)
         "SELECT sum(len(ranked)) FROM _alloc_lists"
         if full.allocation.method == "lists"
         else "SELECT count(*) FROM _alloc_cand WHERE NOT fallback"

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
@@ -115,7 +116,7 @@ def test_ctrl_c_stops_a_run_cleanly(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "overture.cli", "simulate", "--catalog", str(tmp_path / "cat")]
     command += ["--population", str(people), "-p", "cc_next_best_action", "--report", "r.html"]
     run = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(3)
+    time.sleep(8)  # past the start (imports, the plan) on a busy machine; the run takes ~40 s
     assert run.poll() is None, "the run ended before it could be interrupted"
     run.send_signal(signal.SIGINT)
     _out, errors = run.communicate(timeout=60)
@@ -123,3 +124,16 @@ def test_ctrl_c_stops_a_run_cleanly(tmp_path: Path) -> None:
     assert "interrupted: nothing was recorded" in errors.decode()
     assert b"Traceback" not in errors
     assert not (tmp_path / "r.html").exists()
+
+
+def test_ctrl_c_before_the_run_is_as_clean(capsys: pytest.CaptureFixture[str]) -> None:
+    """Interrupted while the plan loads or the report's library imports: the same line and
+    exit code, not Typer's silent 130."""
+    import typer
+
+    from overture.cli.batch import _stopped_cleanly
+
+    with pytest.raises(typer.Exit) as stopped, _stopped_cleanly():
+        raise KeyboardInterrupt
+    assert stopped.value.exit_code == 130
+    assert "interrupted: nothing was recorded" in capsys.readouterr().err

@@ -51,7 +51,7 @@ class Allocation:
     n: int
     rounds: int  # rounds run (ranked and fallback)
     refusals: int  # inventory refusals (a recipient bumped from an offer that ran out)
-    method: Method = "rows"
+    method: Method  # how the rounds ran (lists or rows)
 
     def rows(self) -> list[tuple[Any, ...]]:
         """Every proposition, by recipient and rank (for tests and small runs)."""
@@ -75,8 +75,9 @@ def allocate(
     method: Method | None = None,
     prefix: int = PREFIX,
 ) -> Allocation:
-    """Propositions for every recipient of `population` (a table or view in the engine),
-    at most `n` each (the placement's maximum when None).
+    """Propositions for every recipient of `population` (a table or view in the engine,
+    one row per recipient: the ids unique and not null, as run_batch checks), at most `n`
+    each (the placement's maximum when None).
 
     `history` names the history table; `inventory_used` is what each inventory counter
     `(offer, period)` has already spent (the runtime's inventory_counters); when None, it
@@ -91,6 +92,8 @@ def allocate(
         raise ValueError(f"unknown allocation method {chosen!r}: lists or rows")
     if chosen == "lists" and not isinstance(engine, DuckDBEngine):
         raise ValueError(f"the lists method needs DuckDB; use rows on {engine.name}")
+    if prefix < 1:
+        raise ValueError(f"prefix {prefix}: keep at least 1 row per recipient")
     audience = audience or plan.default_audience
     compiled = plan.placements[placement]
     n = compiled.max_offers if n is None else min(n, compiled.max_offers)
@@ -112,7 +115,7 @@ def allocate(
         inventory_used=inventory_used,
         recipients=query.ids_sql(),
     )
-    cap = compiled.max_per_category
+    per_category = compiled.max_per_category
     fallbacks = bool(compiled.fallbacks.get(audience))
     if chosen == "lists":
         assert isinstance(engine, DuckDBEngine)
@@ -120,7 +123,7 @@ def allocate(
             engine,
             query,
             n,
-            cap=cap,
+            per_category=per_category,
             inventory=inventory,
             fallbacks=fallbacks,
             on_round=on_round,
@@ -128,6 +131,12 @@ def allocate(
         )
     else:
         rounds, refusals = allocate_rows(
-            engine, query, n, cap=cap, inventory=inventory, fallbacks=fallbacks, on_round=on_round
+            engine,
+            query,
+            n,
+            per_category=per_category,
+            inventory=inventory,
+            fallbacks=fallbacks,
+            on_round=on_round,
         )
     return Allocation(engine, "_alloc_chosen", query, n, rounds, refusals, chosen)

@@ -125,7 +125,7 @@ class CandidateQuery:
         union = "\nUNION ALL\n".join(branches)
         return (
             f"WITH recipients AS ({self.recipients}) "
-            f"SELECT * FROM ({union}) AS c WHERE fallback OR score > 0"
+            f"SELECT * FROM ({union}) AS c WHERE fallback OR {positive('score')}"
         )
 
     def lists_sql(self, population: str | None = None) -> str:
@@ -148,7 +148,7 @@ class CandidateQuery:
             for i, item in enumerate(self.fallbacks, 1)
         ]
         ranked = [
-            f"CASE WHEN _s{i} > 0 THEN [{{'ns': -_s{i}, 'i': {i}}}] ELSE [] END"
+            f"CASE WHEN {positive(f'_s{i}')} THEN [{{'ns': -_s{i}, 'i': {i}}}] ELSE [] END"
             for i in range(1, len(self.ranked) + 1)
         ]
         fallbacks = [
@@ -161,6 +161,12 @@ class CandidateQuery:
             f"FROM (SELECT {', '.join((f'{self.id_column} AS {RECIPIENT}', *columns))} "
             "FROM recipients) AS s"
         )
+
+
+def positive(score: str) -> str:
+    """A score the engine ranks: above zero, and a number (NaN - a NaN profile value in a
+    weight's expression - is above everything in DuckDB and Spark, and nothing in Python)."""
+    return f"({score} > 0 AND NOT isnan({score}))"
 
 
 def _source(population: str) -> str:

@@ -32,6 +32,7 @@ from overture.batch.candidates import (
 )
 from overture.batch.engines import SqlEngine
 from overture.batch.output import Output
+from overture.batch.policies import used_up, with_run
 from overture.catalog.scopes import Scopes
 from overture.engine.compiled import Candidate
 from overture.engine.plan import DecisionPlan
@@ -68,7 +69,10 @@ def funnel_sql(
         if cand.offer.eligibility is not None:
             steps.append(("eligibility", rules.holds(cand.offer.eligibility, names)))
         if score is not None:
-            positive = exp.GT(this=exp.Paren(this=score), expression=exp.Literal.number(0))
+            positive = exp.and_(
+                exp.GT(this=exp.Paren(this=score), expression=exp.Literal.number(0)),
+                exp.Not(this=exp.IsNan(this=exp.Paren(this=score.copy()))),
+            )
             steps.append(("score", exp.func("COALESCE", positive, exp.false())))
         steps += [
             (f"filter {policy.name}", rules.holds(policy.rule, names))
@@ -155,7 +159,9 @@ def simulation_figures(
     counts: dict[tuple[str, bool], dict[str | None, int]] = defaultdict(dict)
     for offer, fallback, failed, n in engine.rows("SELECT * FROM _fig_rules"):
         counts[(offer, bool(fallback))][failed] = int(n)
-    for offer, fallback, step, n in engine.rows(_TAIL_SQL.format(n=allocation.n)):
+    for offer, fallback, step, n in engine.rows(
+        _TAIL_SQL.format(n=allocation.n, capped=used_up("capping", "_fig_usage"))
+    ):
         counts[(offer, bool(fallback))][step] = int(n)
     population = engine.rows(f"SELECT count(*) FROM ({query.recipients}) r")[0][0]
     by_rank: dict[str, dict[str, int]] = defaultdict(dict)
@@ -250,29 +256,14 @@ def _candidates(engine: SqlEngine, query: CandidateQuery) -> None:
     and each recipient's usage of each capping policy at the end (`_fig_usage`: history
     and run), whichever way the allocation ran."""
     engine.create("_fig_cand", query.sql, dialect=query.dialect)
-    suppressed = """EXISTS (
-        SELECT 1 FROM _alloc_offer_defs od
-        JOIN _alloc_defs d ON d.id = od.id AND d.kind = 'suppression'
-        JOIN _alloc_used u ON u.id = d.id
-        WHERE od.offer = c.offer AND u.recipient = c.recipient AND u.n >= d.lim)"""
+    suppressed = used_up("suppression", "_alloc_used")
     engine.create(
         "_fig_suppressed",
         f"SELECT c.offer AS offer, c.fallback AS fallback, count(*) AS n FROM _fig_cand c "
         f"WHERE c.allowed AND {suppressed} GROUP BY c.offer, c.fallback",
     )
     engine.create("_fig_cand", f"SELECT * FROM _fig_cand c WHERE c.allowed AND NOT {suppressed}")
-    engine.create(
-        "_fig_usage",
-        """
-        SELECT recipient, id, CAST(sum(n) AS INTEGER) AS n FROM (
-            SELECT recipient, id, n FROM _alloc_used
-            UNION ALL
-            SELECT x.recipient AS recipient, od.id AS id, 1 AS n FROM _alloc_chosen x
-            JOIN _alloc_offer_defs od ON od.offer = x.offer
-            JOIN _alloc_defs d ON d.id = od.id AND d.kind = 'capping'
-        ) spent GROUP BY recipient, id
-        """,
-    )
+    engine.create("_fig_usage", with_run("_alloc_used"))
 
 
 # After the rules: why each remaining candidate did or did not get its offer (slots filled
@@ -284,11 +275,7 @@ SELECT c.offer, c.fallback,
             THEN 'allocated'
             WHEN (SELECT count(*) FROM _alloc_chosen x WHERE x.recipient = c.recipient) >= {n}
             THEN 'outranked'
-            WHEN EXISTS (SELECT 1 FROM _alloc_offer_defs od
-                         JOIN _alloc_defs d ON d.id = od.id AND d.kind = 'capping'
-                         JOIN _fig_usage u ON u.id = d.id
-                         WHERE od.offer = c.offer AND u.recipient = c.recipient
-                           AND u.n >= d.lim) THEN 'capping'
+            WHEN {capped} THEN 'capping'
             WHEN EXISTS (SELECT 1 FROM _alloc_refused r
                          WHERE r.recipient = c.recipient AND r.offer = c.offer)
               OR EXISTS (SELECT 1 FROM _alloc_inv i

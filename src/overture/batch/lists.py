@@ -9,11 +9,12 @@ of them become rows (`_alloc_top`, with their place `pos` in the list), and a ro
 
 - what the history alone rules out (capping used up, suppression) is dropped from the
   rows once when it concerns one offer (`_alloc_blocked`), and closes a shared policy
-  (`_alloc_capped0`) when it concerns a category or a channel;
+  (`_alloc_closed0`) when it concerns a category or a channel;
 - an offer passed over stays passed over (usage, full categories and inventory refusals
   only grow), so a round looks only past the recipient's last choice;
 - what closes an offer during the run is a shared cap (a category's, a channel's) reached
-  with the run's own propositions (`_alloc_capped`, as a bit set per recipient), a full
+  with the run's own propositions (`_alloc_closed`; `_alloc_closed_bits` is it as a bit
+  set per recipient), a full
   category (`_alloc_full`), an inventory that ran out or refused the recipient: each an
   anti-join on a small table;
 - a recipient whose rows are all closed while it still has slots gets the rest of its
@@ -35,8 +36,8 @@ from overture.batch.engines import DuckDBEngine
 from overture.batch.policies import refuse_over_inventory, spend_inventory
 
 PREFIX = 16  # ranked candidates per recipient made rows at first (the tail comes if needed)
-_WHOLE = 1_000_000  # list_slice's "to the end"
-# a recipient's number is its row's (row_number() would run the lists on one thread)
+# a recipient's number is its row's in _alloc_lists (row_number() would run the lists on
+# one thread); the table is made once and never changed, so the numbers hold
 _NUMBERED = "(SELECT CAST(rowid AS INTEGER) AS rid, * FROM _alloc_lists)"
 _OUT = (  # the offers whose inventory has run out
     "SELECT o.oid FROM _alloc_inv i JOIN _alloc_oid o ON o.offer = i.offer WHERE i.remaining <= 0"
@@ -48,7 +49,7 @@ def allocate_lists(
     query: CandidateQuery,
     n: int,
     *,
-    cap: int | None,
+    per_category: int | None,
     inventory: bool,
     fallbacks: bool,
     on_round: Callable[[int, int], None] | None,
@@ -60,8 +61,7 @@ def allocate_lists(
         "_alloc_lists",
         f"SELECT recipient, list_sort(ranked) AS ranked, fallbacks FROM ({query.lists_sql()})",
     )
-    numbered = _NUMBERED
-    engine.create("_alloc_rid", f"SELECT rid, recipient FROM {numbered}")
+    engine.create("_alloc_rid", f"SELECT rid, recipient FROM {_NUMBERED}")
     # what the history alone rules out for the run (caps used up, suppression): per offer,
     # pairs; shared by several offers (a category's, a channel's), closed caps
     engine.create(
@@ -75,25 +75,25 @@ def allocate_lists(
         """,
     )
     engine.create(
-        "_alloc_cap_used",
+        "_alloc_shared_used",
         "SELECT r.rid AS rid, c.cap AS cap, u.n AS n FROM _alloc_used u "
-        "JOIN _alloc_cap c ON c.id = u.id JOIN _alloc_rid r ON r.recipient = u.recipient",
+        "JOIN _alloc_shared c ON c.id = u.id JOIN _alloc_rid r ON r.recipient = u.recipient",
     )
     engine.create(
-        "_alloc_capped0",
-        "SELECT u.rid AS rid, u.cap AS cap FROM _alloc_cap_used u "
-        "JOIN _alloc_cap c ON c.cap = u.cap WHERE u.n >= c.lim",
+        "_alloc_closed0",
+        "SELECT u.rid AS rid, u.cap AS cap FROM _alloc_shared_used u "
+        "JOIN _alloc_shared c ON c.cap = u.cap WHERE u.n >= c.lim",
     )
     if words:
-        engine.create("_alloc_capbits", _bits(words, "rid", "SELECT * FROM _alloc_capped0"))
+        engine.create("_alloc_closed_bits", _bits(words, "rid", "SELECT * FROM _alloc_closed0"))
     engine.create(
         "_alloc_top",
-        _rows(f"SELECT rid, list_slice(ranked, 1, {prefix}) AS top FROM {numbered}", 0)
+        _rows(f"SELECT rid, list_slice(ranked, 1, {prefix}) AS top FROM {_NUMBERED}", 0)
         + " UNION ALL "
-        + _fallback_rows(numbered),
+        + _fallback_rows(_NUMBERED),
     )
     engine.create(  # those with more than the prefix: the rest of their list may be needed
-        "_alloc_more", f"SELECT rid FROM {numbered} WHERE len(ranked) > {prefix}"
+        "_alloc_more", f"SELECT rid FROM {_NUMBERED} WHERE len(ranked) > {prefix}"
     )
     engine.load(
         "_alloc_pick",
@@ -118,7 +118,7 @@ def allocate_lists(
                 _proposals,
                 n=n,
                 fallback=fallback,
-                cap=cap is not None and not fallback,
+                per_category=per_category is not None and not fallback,
                 inventory=inventory,
                 words=words,
             )
@@ -161,17 +161,17 @@ def allocate_lists(
                 on_round(rounds, 2 * n)
             if not engine.rows("SELECT count(*) FROM _alloc_pp")[0][0]:
                 break
-            _spend(engine, rounds, cap=cap, inventory=inventory, words=words)
+            _spend(engine, rounds, per_category=per_category, inventory=inventory, words=words)
     return rounds, refusals
 
 
 def _numbers(engine: DuckDBEngine, query: CandidateQuery) -> int:
     """Offers (`_alloc_oid`), list indexes (`_alloc_idx`) and shared policies
-    (`_alloc_cap`, `_alloc_offer_caps`, `_alloc_offer_bits`) as small integers. Shared
-    policies are the capping and suppression several offers share (a category's, a
-    channel's): an offer's are a bit set, in words of 63 bits; returns how many words (0:
-    none). The rest are per offer: the run's own use of a per-offer cap only ever closes
-    the offer it gave, which is out already."""
+    (`_alloc_shared`, `_alloc_offer_shared`, `_alloc_offer_bits`) as small integers. Shared
+    policies are the capping and suppression counted per category or per channel (so
+    that, usually, several offers share them): an offer's are a bit set, in words of 63
+    bits; returns how many words (0: none). The rest are per offer: the run's own use of
+    a per-offer cap only ever closes the offer it gave, which is out already."""
     engine.create(
         "_alloc_oid",
         "SELECT offer, CAST(row_number() OVER (ORDER BY offer) AS INTEGER) AS oid, "
@@ -187,19 +187,19 @@ def _numbers(engine: DuckDBEngine, query: CandidateQuery) -> int:
         "_alloc_idx", "SELECT x.*, o.oid, o.cat FROM _alloc_idx x JOIN _alloc_oid o USING (offer)"
     )
     engine.create(
-        "_alloc_cap",
+        "_alloc_shared",
         "SELECT CAST(row_number() OVER (ORDER BY id) AS INTEGER) AS cap, id, kind, lim "
         "FROM _alloc_defs WHERE scope <> 'offer'",
     )
     engine.create(
-        "_alloc_offer_caps",
+        "_alloc_offer_shared",
         "SELECT o.oid AS oid, c.cap AS cap FROM _alloc_offer_defs od "
-        "JOIN _alloc_cap c ON c.id = od.id JOIN _alloc_oid o ON o.offer = od.offer",
+        "JOIN _alloc_shared c ON c.id = od.id JOIN _alloc_oid o ON o.offer = od.offer",
     )
-    caps = engine.rows("SELECT max(cap) FROM _alloc_offer_caps")[0][0]
+    caps = engine.rows("SELECT max(cap) FROM _alloc_offer_shared")[0][0]
     words = 0 if caps is None else (caps - 1) // 63 + 1
     if words:
-        engine.create("_alloc_offer_bits", _bits(words, "oid", "SELECT * FROM _alloc_offer_caps"))
+        engine.create("_alloc_offer_bits", _bits(words, "oid", "SELECT * FROM _alloc_offer_shared"))
     return int(words)
 
 
@@ -228,7 +228,13 @@ def _fallback_rows(lists: str) -> str:
 
 
 def _proposals(
-    *, n: int, fallback: bool, cap: bool, inventory: bool, words: int, only: str | None = None
+    *,
+    n: int,
+    fallback: bool,
+    per_category: bool,
+    inventory: bool,
+    words: int,
+    only: str | None = None,
 ) -> str:
     """Each recipient's first candidate still open: this round's proposals (of the
     recipients in table `only`, when given)."""
@@ -239,13 +245,13 @@ def _proposals(
     if words:  # no shared policy of the offer closed for the recipient (bit sets)
         joins += (
             " LEFT JOIN _alloc_offer_bits ob ON ob.oid = c.oid"
-            " LEFT JOIN _alloc_capbits cb ON cb.rid = c.rid"
+            " LEFT JOIN _alloc_closed_bits cb ON cb.rid = c.rid"
         )
         live += [f"(coalesce(ob.b{w}, 0) & coalesce(cb.b{w}, 0)) = 0" for w in range(words)]
     closed = []
     if fallback:  # a fallback may be an offer the recipient already has
         closed.append("ANTI JOIN _alloc_pick x ON x.rid = l.rid AND x.oid = l.oid")
-    if cap:
+    if per_category:
         closed.append("ANTI JOIN _alloc_full f ON f.rid = l.rid AND f.cat = l.cat")
     if inventory:
         closed.append("ANTI JOIN _alloc_refused_i r ON r.rid = l.rid AND r.oid = l.oid")
@@ -281,31 +287,31 @@ def _bits(words: int, key: str, source: str) -> str:
 
 
 def _spend(
-    engine: DuckDBEngine, number: int, *, cap: int | None, inventory: bool, words: int
+    engine: DuckDBEngine, number: int, *, per_category: int | None, inventory: bool, words: int
 ) -> None:
     """What round `number`'s choices close: shared caps reached (with the history's
     usage), full categories, inventories run out."""
     if words:
         engine.create(
-            "_alloc_capped",
+            "_alloc_closed",
             """
             WITH r AS (
                 SELECT p.rid AS rid, oc.cap AS cap, count(*) AS n FROM _alloc_pick p
-                JOIN _alloc_offer_caps oc ON oc.oid = p.oid GROUP BY ALL)
-            SELECT rid, cap FROM _alloc_capped0
+                JOIN _alloc_offer_shared oc ON oc.oid = p.oid GROUP BY ALL)
+            SELECT rid, cap FROM _alloc_closed0
             UNION
             SELECT r.rid AS rid, r.cap AS cap FROM r
-            JOIN _alloc_cap c ON c.cap = r.cap AND c.kind = 'capping'
-            LEFT JOIN _alloc_cap_used u ON u.rid = r.rid AND u.cap = r.cap
+            JOIN _alloc_shared c ON c.cap = r.cap AND c.kind = 'capping'
+            LEFT JOIN _alloc_shared_used u ON u.rid = r.rid AND u.cap = r.cap
             WHERE coalesce(u.n, 0) + r.n >= c.lim
             """,
         )
-        engine.create("_alloc_capbits", _bits(words, "rid", "SELECT * FROM _alloc_capped"))
-    if cap is not None:
+        engine.create("_alloc_closed_bits", _bits(words, "rid", "SELECT * FROM _alloc_closed"))
+    if per_category is not None:
         engine.create(
             "_alloc_full",
             "SELECT rid, cat FROM _alloc_pick WHERE NOT fallback "
-            f"GROUP BY rid, cat HAVING count(*) >= {cap}",
+            f"GROUP BY rid, cat HAVING count(*) >= {per_category}",
         )
     if inventory:
         spend_inventory(engine, number)
@@ -331,7 +337,7 @@ def _expand(engine: DuckDBEngine, n: int, prefix: int) -> int:
         engine.append(
             "_alloc_top",
             _rows(
-                f"SELECT l.rid, list_slice(l.ranked, {prefix + 1}, {_WHOLE}) AS top "
+                f"SELECT l.rid, list_slice(l.ranked, {prefix + 1}, len(l.ranked)) AS top "
                 f"FROM {_NUMBERED} l SEMI JOIN _alloc_short s ON s.rid = l.rid",
                 prefix,
             ),

@@ -92,8 +92,9 @@ def finish(
         [("offer", "VARCHAR"), ("offer_name", "VARCHAR"), ("category", "VARCHAR")],
         [(code, c.offer.name, c.offer.category) for code, c in sorted(cands.items())],
     )
-    # a number per proposition: DuckDB's row number (a numbering window would sort 3 M rows
-    # for a million recipients); Spark numbers rows in order
+    # a number per proposition, unique within the run: on DuckDB the row's (a numbering
+    # window would sort 3 M rows for a million recipients; the order is the rounds', not
+    # reproducible from run to run), on Spark by recipient and rank
     numbering = (
         "c.rowid + 1"
         if engine.dialect == "duckdb"

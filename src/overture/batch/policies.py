@@ -142,6 +142,32 @@ def load_policies(
     return bool(inventory)
 
 
+def used_up(kind: str, usage: str) -> str:
+    """A condition on a candidate row `c` (recipient, offer): some `kind` policy of the
+    offer is used up for the recipient, as `usage` (recipient, id, n) counts."""
+    return f"""EXISTS (
+        SELECT 1 FROM _alloc_offer_defs od
+        JOIN _alloc_defs d ON d.id = od.id AND d.kind = '{kind}'
+        JOIN {usage} u ON u.id = d.id
+        WHERE od.offer = c.offer AND u.recipient = c.recipient AND u.n >= d.lim)"""
+
+
+def with_run(usage: str, rounds: str = "") -> str:
+    """`usage` (recipient, id, n) plus the capping the run's propositions (`_alloc_chosen`,
+    those `rounds` selects: a condition on its rows `x`) have used."""
+    where = f"WHERE {rounds}" if rounds else ""
+    return f"""
+        SELECT recipient, id, CAST(sum(n) AS INTEGER) AS n FROM (
+            SELECT recipient, id, n FROM {usage}
+            UNION ALL
+            SELECT x.recipient AS recipient, od.id AS id, 1 AS n FROM _alloc_chosen x
+            JOIN _alloc_offer_defs od ON od.offer = x.offer
+            JOIN _alloc_defs d ON d.id = od.id AND d.kind = 'capping'
+            {where}
+        ) spent GROUP BY recipient, id
+        """
+
+
 def refuse_over_inventory(engine: SqlEngine) -> int:
     """Refuse the proposals (`_alloc_prop`) an inventory cannot take, the lowest scorers
     first, into `_alloc_refused`; returns how many (0: the round's choices fit)."""

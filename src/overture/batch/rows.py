@@ -19,14 +19,7 @@ from collections.abc import Callable
 
 from overture.batch.candidates import CandidateQuery
 from overture.batch.engines import SqlEngine
-from overture.batch.policies import refuse_over_inventory, spend_inventory
-
-# history (or the run) has used a policy up for this recipient and offer
-_BLOCKED = """EXISTS (
-    SELECT 1 FROM _alloc_offer_defs od
-    JOIN _alloc_defs d ON d.id = od.id AND d.kind = '{kind}'
-    JOIN {usage} u ON u.id = d.id
-    WHERE od.offer = c.offer AND u.recipient = c.recipient AND u.n >= d.lim)"""
+from overture.batch.policies import refuse_over_inventory, spend_inventory, used_up, with_run
 
 
 def allocate_rows(
@@ -34,7 +27,7 @@ def allocate_rows(
     query: CandidateQuery,
     n: int,
     *,
-    cap: int | None,
+    per_category: int | None,
     inventory: bool,
     fallbacks: bool,
     on_round: Callable[[int, int], None] | None,
@@ -42,7 +35,7 @@ def allocate_rows(
     """Choose into `_alloc_chosen`; returns (rounds run, inventory refusals)."""
     engine.create("_alloc_cand", query.sql, dialect=query.dialect)
     # filters and suppression do not change during the run: drop what they block now
-    suppressed = _BLOCKED.format(kind="suppression", usage="_alloc_used")
+    suppressed = used_up("suppression", "_alloc_used")
     engine.create(
         "_alloc_cand", f"SELECT * FROM _alloc_cand c WHERE c.allowed AND NOT {suppressed}"
     )
@@ -51,7 +44,9 @@ def allocate_rows(
     for fallback in (False, True) if fallbacks else (False,):
         for _ in range(n):  # a round over every candidate costs, even with nothing to fill
             rounds += 1
-            proposals = _proposals(rounds, n=n, fallback=fallback, cap=cap, inventory=inventory)
+            proposals = _proposals(
+                rounds, n=n, fallback=fallback, per_category=per_category, inventory=inventory
+            )
             while True:
                 engine.create("_alloc_prop", proposals)
                 if not inventory:
@@ -71,15 +66,17 @@ def allocate_rows(
     return rounds, refusals
 
 
-def _proposals(number: int, *, n: int, fallback: bool, cap: int | None, inventory: bool) -> str:
+def _proposals(
+    number: int, *, n: int, fallback: bool, per_category: int | None, inventory: bool
+) -> str:
     """Each recipient's best candidate still allowed: this round's proposals."""
     order = "c.ord" if fallback else "c.score DESC, c.ord"
     category_full = (
         ""
-        if fallback or cap is None
+        if fallback or per_category is None
         else f"""AND (SELECT count(*) FROM _alloc_chosen x JOIN _alloc_offers xo
                      ON xo.offer = x.offer
-                  WHERE x.recipient = c.recipient AND xo.category = o.category) < {cap}"""
+                  WHERE x.recipient = c.recipient AND xo.category = o.category) < {per_category}"""
     )
     refused = (
         """AND NOT EXISTS (SELECT 1 FROM _alloc_refused r
@@ -89,7 +86,7 @@ def _proposals(number: int, *, n: int, fallback: bool, cap: int | None, inventor
         if inventory
         else ""
     )
-    capped = _BLOCKED.format(kind="capping", usage="_alloc_usage")
+    capped = used_up("capping", "_alloc_usage")
     return f"""
         SELECT c.recipient AS recipient, coalesce(k.taken, 0) + 1 AS rank, c.offer AS offer,
                c.score AS score, c.fallback AS fallback, {number} AS round,
@@ -111,16 +108,4 @@ def _proposals(number: int, *, n: int, fallback: bool, cap: int | None, inventor
 
 def _spend(engine: SqlEngine, number: int) -> None:
     """Round `number`'s choices spend their capping budgets."""
-    engine.create(
-        "_alloc_usage",
-        f"""
-        SELECT recipient, id, CAST(sum(n) AS INTEGER) AS n FROM (
-            SELECT recipient, id, n FROM _alloc_usage
-            UNION ALL
-            SELECT x.recipient AS recipient, od.id AS id, 1 AS n FROM _alloc_chosen x
-            JOIN _alloc_offer_defs od ON od.offer = x.offer
-            JOIN _alloc_defs d ON d.id = od.id AND d.kind = 'capping'
-            WHERE x.round = {number}
-        ) spent GROUP BY recipient, id
-        """,
-    )
+    engine.create("_alloc_usage", with_run("_alloc_usage", f"x.round = {number}"))

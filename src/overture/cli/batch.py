@@ -11,7 +11,9 @@ inventory see them); a simulation records nothing.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -54,6 +56,20 @@ At = Annotated[
 ]
 
 
+_INTERRUPTED = "interrupted: nothing was recorded, held inventory handed back"
+
+
+@contextlib.contextmanager
+def _stopped_cleanly() -> Iterator[None]:
+    """Ctrl-C before the run (loading the plan, importing the report's plotting library)
+    ends as Ctrl-C during it does: one line, exit 130 (Typer would exit 130 silently)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        err.print(f"[yellow]{_INTERRUPTED}[/]")
+        raise typer.Exit(130) from None
+
+
 def _execute(
     *,
     env: str | None,
@@ -66,7 +82,8 @@ def _execute(
     from overture.batch.run import BatchSpec
 
     now = at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    plan, live, db, meta = _source(env, catalog, database, now)
+    with _stopped_cleanly():  # while the plan loads
+        plan, live, db, meta = _source(env, catalog, database, now)
     return _run(BatchSpec(now=now, **spec), plan, live, db, meta)
 
 
@@ -125,7 +142,7 @@ def _run(
             fail(f"[red]{escape(str(exc))}[/]", 2)
         except KeyboardInterrupt:
             bar.stop()
-            err.print("[yellow]interrupted: nothing was recorded, held inventory handed back[/]")
+            err.print(f"[yellow]{_INTERRUPTED}[/]")
             raise typer.Exit(130) from None
         finally:
             if db is not None:
@@ -188,7 +205,8 @@ def simulate(
     database: DatabaseOption = None,
 ) -> None:
     """Run the allocation without recording anything, and report where each offer went."""
-    from overture.batch.report import figures_json, write_report
+    with _stopped_cleanly():
+        from overture.batch.report import figures_json, write_report
 
     result = _execute(
         placement=placement,
