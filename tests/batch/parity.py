@@ -16,13 +16,13 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from benchmarks.batch import Exhausted  # (the batch benchmark compares the same way)
 from overture.batch.allocate import Allocation
 from overture.catalog import load_catalog
 from overture.demo import CATALOG_PATH, profiles
 from overture.engine import (
     DecisionPlan,
     DecisionRequest,
-    History,
     HistoryEvent,
     InMemoryHistory,
     PlacementRequest,
@@ -62,24 +62,6 @@ def make_history(plan: DecisionPlan, ids: list[str], seed: int = 11) -> list[His
             at = NOW - dt.timedelta(minutes=rng.randrange(1, 40 * 24 * 60))
             events.append(HistoryEvent(pid, kind, code, offers[code], rng.choice(CHANNELS), at))
     return events
-
-
-class Exhausted:
-    """A history in which some offers' inventories have run out."""
-
-    def __init__(self, inner: History, offers: set[str]) -> None:
-        self.inner = inner
-        self.offers = offers
-
-    def count(
-        self, profile_id: str, event: str, scope: str, key: str, since: dt.datetime | None
-    ) -> int:
-        return self.inner.count(profile_id, event, scope, key, since)
-
-    def total(self, offer_code: str, event: str, since: dt.datetime | None) -> int:
-        if offer_code in self.offers:
-            return 1 << 30
-        return self.inner.total(offer_code, event, since)
 
 
 @dataclass(frozen=True)
