@@ -35,8 +35,8 @@ import httpx
 from overture.catalog import load_catalog
 from overture.demo import CATALOG_PATH, profiles
 from overture.design import access, deployments, transfer
-from overture.runtime.profiles import load_rows
 from overture.store import Database
+from overture.store.profiles import load_rows
 from tests.design.helpers import ADMIN, DEPLOYER, approve_all, demo_files
 from tests.integration import postgres_schema
 

@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 
 from overture.batch.run import BatchError, BatchSpec, run_batch
 from overture.demo import profiles
-from overture.runtime.counters import load_live
+from overture.history.deployed import load_live
 from overture.store.history import InventoryCounterRow, ProfileVersionRow, PropositionRow
 from tests.runtime.conftest import Deployed, demo  # noqa: F401  (the fixture)
 

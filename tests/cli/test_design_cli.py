@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from overture.auth.api_keys import environment_of_key
 from overture.cli import app
 from overture.demo import CATALOG_PATH
 from overture.design import access
@@ -235,13 +236,13 @@ def test_runtime_keys(cli: CliRunner, database: Database) -> None:
     key = output.split()[-1]
     assert key.startswith("ovk_")
     with database.session() as s:
-        assert access.environment_of_key(s, key) == "staging"
+        assert environment_of_key(s, key) == "staging"
     code, output = run(cli, "keys", "list")
     assert code == 0 and "web" in output and key not in output
     code, output = run(cli, "keys", "revoke", "1")
     assert code == 0 and "Revoked key #1" in output
     with database.session() as s:
-        assert access.environment_of_key(s, key) is None
+        assert environment_of_key(s, key) is None
     login(cli, "olga")
     code, output = run(cli, "keys", "add", "--env", "staging")
     assert code == 1 and "administrator" in output

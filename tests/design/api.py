@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 
 from overture.auth import ROLES
 from overture.design import access
-from overture.design.app import create_app
 from overture.design.catalog import Actor
+from overture.server import design_app
 from overture.store import Database
 
 PASSWORD = "correct horse battery"
@@ -34,7 +34,7 @@ def make_api(db: Database) -> Api:
     with db.session() as s:
         for role in ROLES:
             access.create_operator(s, Actor("setup"), role.replace("_", "-"), PASSWORD, [role])
-    client = TestClient(create_app(db), raise_server_exceptions=False)
+    client = TestClient(design_app(db), raise_server_exceptions=False)
     tokens = {}
     for role in ROLES:
         response = client.post(

@@ -11,14 +11,14 @@ from typing import Any
 
 import uvicorn
 
-from overture.design.app import create_app
+from overture.server import design_app
 from overture.store import Database
 
 
 @contextlib.contextmanager
 def live_server(db: Database) -> Iterator[str]:
     """Serve the design API on 127.0.0.1 and yield its base URL; stop it afterwards."""
-    with serve_app(create_app(db)) as url:
+    with serve_app(design_app(db)) as url:
         yield url
 
 

@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
+from overture.auth.api_keys import environment_of_key
 from overture.design import access
 from overture.design.errors import Conflict, ServiceError
 from overture.store import Database
@@ -71,10 +72,10 @@ def test_api_keys_are_scoped_to_one_environment_and_revocable(database: Database
     with database.session() as s:
         new = access.create_api_key(s, ADMIN, "staging", "web site")
         assert new.key.startswith("ovk_") and new.record.key_hash != new.key
-        assert access.environment_of_key(s, new.key) == "staging"
-        assert access.environment_of_key(s, new.key + "x") is None
+        assert environment_of_key(s, new.key) == "staging"
+        assert environment_of_key(s, new.key + "x") is None
         access.revoke_api_key(s, ADMIN, new.record.id)
-        assert access.environment_of_key(s, new.key) is None
+        assert environment_of_key(s, new.key) is None
 
 
 def test_failed_logins_are_audited_even_though_the_request_fails(database: Database) -> None:

@@ -14,7 +14,7 @@ import pytest
 from fastapi.routing import APIRoute
 
 from overture.auth import PERMISSIONS, ROLES, Permission
-from overture.design.app import create_app
+from overture.server import design_app
 from overture.store import Database
 from tests.design.api import Api, make_api
 
@@ -103,7 +103,7 @@ def _declared(dependant: Any) -> Permission | None:
 
 
 def _endpoints() -> dict[str, Permission | None]:
-    app = create_app(Database("sqlite://"))
+    app = design_app(Database("sqlite://"))
     return {
         f"{method} {route.path}": _declared(route.dependant)
         for route in _routes(app.routes)

@@ -22,8 +22,8 @@ from schemathesis.core.failures import Failure, FailureGroup
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from overture.design import access, transfer
-from overture.design.app import create_app
 from overture.design.catalog import Actor
+from overture.server import design_app
 from overture.store import Database
 from tests.design.api import PASSWORD
 from tests.design.helpers import demo_files
@@ -55,7 +55,7 @@ def _app(db: Database) -> Any:
     with db.session() as s:
         access.create_operator(s, Actor("setup"), "root", PASSWORD, ["administrator"])
         transfer.import_catalog(s, Actor("setup"), demo_files())
-    return create_app(db)
+    return design_app(db)
 
 
 APP = _app(_sqlite())

@@ -13,8 +13,8 @@ from overture.demo import CATALOG_PATH
 from overture.demo import profiles as demo_profiles
 from overture.design import access, deployments, transfer
 from overture.runtime import RuntimeNode, RuntimeSettings, create_app
-from overture.runtime.profiles import load_rows
 from overture.store import Database
+from overture.store.profiles import load_rows
 from tests.design.helpers import ADMIN, DEPLOYER, approve_all, demo_files
 
 DEMO_PROFILES = 300

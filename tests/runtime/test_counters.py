@@ -1,4 +1,4 @@
-"""Counters rebuilt from the history (overture.runtime.counters): when the database's
+"""Counters rebuilt from the history (overture.history.rebuild): when the database's
 inventory counters or Redis's counts are lost or wrong, a rebuild restores exactly what the
 nodes had counted, and the caps, suppressions and inventories hold as they did."""
 
@@ -16,7 +16,8 @@ import redis
 from sqlalchemy import delete, insert, select, update
 from starlette.testclient import TestClient
 
-from overture.runtime.counters import RebuildError, rebuild_counters
+from overture.history.deployed import NotDeployed
+from overture.history.rebuild import rebuild_counters
 from overture.store import Database
 from overture.store.history import InventoryCounterRow, PropositionRow
 from tests.runtime.catalogs import SHOP
@@ -202,9 +203,9 @@ def record(db: Database, rows: list[tuple[str, str, dt.datetime]]) -> None:
 
 
 def test_an_environment_that_cannot_be_rebuilt_is_told(shop: Deployed) -> None:
-    with pytest.raises(RebuildError, match=r"no environment 'stagin'; did you mean 'staging'\?"):
+    with pytest.raises(NotDeployed, match=r"no environment 'stagin'; did you mean 'staging'\?"):
         rebuild_counters(shop.db, "stagin")
-    with pytest.raises(RebuildError, match="'production' has no deployment yet"):
+    with pytest.raises(NotDeployed, match="'production' has no deployment yet"):
         rebuild_counters(shop.db, "production")
 
 

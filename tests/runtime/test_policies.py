@@ -1,5 +1,5 @@
 """Events drive presentation policies: capping, suppression and inventory, read from the
-history the runtime records (see overture.runtime.ledger for what counts)."""
+history the runtime records (see overture.history.ledger for what counts)."""
 
 from __future__ import annotations
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from overture.runtime.raw import Tx
-from overture.runtime.recorder import Recorder
+from overture.history.recorder import Recorder
 from overture.store import Database
+from overture.store.raw import Tx
 
 _INSERT = (
     "INSERT INTO inventory_counters (environment, offer_code, period, used) VALUES (?, ?, ?, ?)"
@@ -64,7 +64,7 @@ def test_an_item_the_database_refuses_fails_alone(database: Database) -> None:
 
 
 def test_a_closed_recorder_refuses_and_loses_nothing_accepted(database: Database) -> None:
-    from overture.runtime.recorder import RecorderClosed
+    from overture.history.recorder import RecorderClosed
 
     async def main() -> None:
         recorder = Recorder(database)

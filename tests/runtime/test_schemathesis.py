@@ -30,8 +30,8 @@ from overture.demo import CATALOG_PATH
 from overture.demo import profiles as demo_profiles
 from overture.design import access
 from overture.runtime import RuntimeNode, RuntimeSettings, create_app, openapi
-from overture.runtime.profiles import load_rows
 from overture.store import Database
+from overture.store.profiles import load_rows
 from tests.design.helpers import ADMIN, demo_files
 from tests.design.server import serve_app
 from tests.integration import postgres_schema

@@ -30,11 +30,11 @@ import duckdb
 from overture.batch.candidates import CandidateQuery, candidates_query
 from overture.batch.engines import DuckDBEngine, SqlEngine
 from overture.batch.lists import PREFIX, allocate_lists
-from overture.batch.policies import HISTORY_COLUMNS, inventory_period, load_policies
+from overture.batch.policies import HISTORY_COLUMNS, load_policies
 from overture.batch.rows import allocate_rows
 from overture.engine.plan import DecisionPlan
 
-__all__ = ["HISTORY_COLUMNS", "Allocation", "allocate", "inventory_period"]
+__all__ = ["HISTORY_COLUMNS", "Allocation", "allocate"]
 
 RESULT_COLUMNS = ("recipient", "rank", "offer", "score", "fallback")
 Method = Literal["lists", "rows"]

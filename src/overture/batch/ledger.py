@@ -23,60 +23,33 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import Connection, and_, select, text
+from sqlalchemy import Connection, select
 
-from overture.batch.allocate import HISTORY_COLUMNS, inventory_period
-from overture.runtime.plans import LivePlan
-from overture.runtime.sql_ledger import INV, PROPOSITION_COLUMNS, E, P
+from overture.batch.policies import HISTORY_COLUMNS
+from overture.history import tables as t
+from overture.history.counted import every_profile
+from overture.history.deployed import LivePlan
+from overture.history.tables import INV, PROPOSITION_COLUMNS, join_categories, split_categories
 from overture.store import Database
+from overture.store.raw import driver_time, for_driver
 
 _BATCH = 20_000
 
 
 def read_history(db: Database, live: LivePlan, audience: str, now: dt.datetime) -> pa.Table:
-    """The environment's counted history as the runtime would read it at `now`, every
-    profile of the audience (columns: allocate.HISTORY_COLUMNS)."""
+    """The environment's counted history (history/counted.py) as the runtime would read it
+    at `now`, every profile of the audience (columns: policies.HISTORY_COLUMNS)."""
     columns: dict[str, list[Any]] = {name: [] for name, _type in HISTORY_COLUMNS}
-
-    def add(rows: Iterable[Any], kind: str | None) -> None:
-        for row in rows:
-            columns["profile_id"].append(row.profile_id)
-            columns["event"].append(kind or row.kind)
-            columns["offer_code"].append(row.offer_code or "")
-            columns["categories"].append(row.categories.split() if row.categories else [])
-            columns["channel"].append(row.channel or "")
-            columns["at"].append(row.at)
-
-    env = live.environment
-    with db.engine.connect() as conn:
-        if live.presented_window is not None:
-            query = select(
-                P.c.profile_id,
-                P.c.offer_code,
-                P.c.categories,
-                P.c.channel,
-                P.c.decided_at.label("at"),
-            ).where(
-                P.c.environment == env,
-                P.c.audience == audience,
-                P.c.profile_id.is_not(None),
-                P.c.decided_at >= now - live.presented_window,
-            )
-            add(_stream(conn, query), "presented")
-        windows = [w for w in (live.presented_window, live.responses_window) if w]
-        if windows or live.responses_ever:
-            where = [
-                E.c.environment == env,
-                E.c.audience == audience,
-                E.c.counted,
-                E.c.profile_id.is_not(None),
-            ]
-            if not live.responses_ever:
-                where.append(E.c.at >= now - max(windows))
-            query = select(
-                E.c.profile_id, E.c.kind, E.c.offer_code, E.c.categories, E.c.channel, E.c.at
-            ).where(and_(*where))
-            add(_stream(conn, query), None)
+    query = every_profile(live.lookback, live.environment, now, audience=audience)
+    if query is not None:
+        with db.engine.connect() as conn:
+            for row in _stream(conn, query):
+                columns["profile_id"].append(row.profile_id)
+                columns["event"].append(row.kind)
+                columns["offer_code"].append(row.offer_code or "")
+                columns["categories"].append(list(split_categories(row.categories)))
+                columns["channel"].append(row.channel or "")
+                columns["at"].append(row.at)
     return pa.table(
         {
             "profile_id": pa.array(columns["profile_id"], pa.string()),
@@ -122,19 +95,16 @@ def hold_inventory(db: Database, live: LivePlan, placement: str, now: dt.datetim
     for (where, offer), rules in live.inventory.items():
         if where == placement:
             for rule in rules:
-                limits.setdefault(offer, []).append((inventory_period(rule.per, now), rule.limit))
+                limits.setdefault(offer, []).append((rule.period(now), rule.limit))
     if not limits:
         return hold
+    sqlite = db.is_sqlite
     with db.engine.begin() as conn:
         for offer, counters in sorted(limits.items()):
             used = {}
             for period, _limit in counters:
-                conn.execute(
-                    text(
-                        "INSERT INTO inventory_counters (environment, offer_code, period, used) "
-                        "VALUES (:e, :o, :p, 0) ON CONFLICT DO NOTHING"
-                    ),
-                    {"e": live.environment, "o": offer, "p": period},
+                conn.exec_driver_sql(
+                    for_driver(t.ENSURE_INVENTORY, sqlite), (live.environment, offer, period)
                 )
                 row = conn.execute(
                     select(INV.c.used)
@@ -171,15 +141,8 @@ def _release(conn: Connection, hold: Hold, given: Mapping[str, int]) -> None:
 
 
 def _add(conn: Connection, environment: str, offer: str, period: str, n: int) -> None:
-    conn.execute(
-        INV.update()
-        .where(
-            INV.c.environment == environment,
-            INV.c.offer_code == offer,
-            INV.c.period == period,
-        )
-        .values(used=INV.c.used + n)
-    )
+    sqlite = conn.dialect.name == "sqlite"
+    conn.exec_driver_sql(for_driver(t.ADD_INVENTORY, sqlite), (n, environment, offer, period))
 
 
 def record(
@@ -195,11 +158,12 @@ def record(
     """Write a run's propositions (batches of the output table) in one transaction, bump
     the recipients' versions and settle the held inventory. Returns (rows, per offer)."""
     channel = live.plan.placements[placement].channel
-    categories = {code: " ".join(chain) for code, chain in live.offer_categories.items()}
+    categories = {code: join_categories(chain) for code, chain in live.offer_categories.items()}
     given: dict[str, int] = {}
     recipients: set[str] = set()
     total = 0
     postgres = db.engine.dialect.name == "postgresql"
+    decided_at = driver_time(now, not postgres)
     with db.engine.begin() as conn:
         for batch in batches:
             data = batch.to_pydict()
@@ -229,26 +193,18 @@ def record(
                         score,
                         1.0,
                         bool(fallback),
-                        now,
+                        decided_at,
                     )
                 )
                 given[offer] = given.get(offer, 0) + 1
                 recipients.add(who)
             total += len(rows)
             _insert(conn, rows, postgres)
-        bump = text(
-            "INSERT INTO profile_versions (environment, audience, profile_id, version) "
-            "VALUES (:e, :a, :p, 1) ON CONFLICT (environment, audience, profile_id) "
-            "DO UPDATE SET version = profile_versions.version + 1"
-        )
+        bump = for_driver(t.BUMP_VERSION, not postgres)
         ordered = sorted(recipients)
         for start in range(0, len(ordered), _BATCH):
-            conn.execute(
-                bump,
-                [
-                    {"e": live.environment, "a": audience, "p": p}
-                    for p in ordered[start : start + _BATCH]
-                ],
+            conn.exec_driver_sql(
+                bump, [(live.environment, audience, p) for p in ordered[start : start + _BATCH]]
             )
         _release(conn, hold, given)
     hold.taken.clear()
@@ -268,8 +224,4 @@ def _insert(conn: Connection, rows: list[tuple[Any, ...]], postgres: bool) -> No
             for row in rows:
                 copy.write_row(row)
         return
-    marks = ", ".join(f":{c}" for c in PROPOSITION_COLUMNS)
-    conn.execute(
-        text(f"INSERT INTO propositions ({', '.join(PROPOSITION_COLUMNS)}) VALUES ({marks})"),
-        [dict(zip(PROPOSITION_COLUMNS, row, strict=True)) for row in rows],
-    )
+    conn.exec_driver_sql(t.INSERT_PROPOSITION, rows)

@@ -19,7 +19,8 @@ their next offer in the same round, which may bump a lower scorer elsewhere (def
 acceptance, as in Gale-Shapley; it ends because refusals only grow).
 
 History is a table `(profile_id, event, offer_code, categories VARCHAR[], channel, at)` of
-the counted entries (propositions count as `presented`, as in the runtime).
+the counted entries (history/counted.py: propositions count as `presented`, as in the
+runtime; ledger.read_history reads it).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from collections.abc import Mapping
 
 from overture.batch.engines import SqlEngine
 from overture.engine.compiled import CompiledPlacement
+from overture.engine.history import inventory_since
+from overture.history.windows import inventory_period
 
 HISTORY_COLUMNS = (
     ("profile_id", "VARCHAR"),
@@ -47,11 +50,6 @@ CHOSEN_COLUMNS = (
     ("round", "INTEGER"),
     ("pos", "INTEGER"),  # lists.py: the choice's place in the recipient's ranked list
 )
-
-
-def inventory_period(per: str, now: dt.datetime) -> str:
-    """The counter an inventory policy reads: the UTC day, or 'total' (as the runtime)."""
-    return now.date().isoformat() if per == "day" else "total"
 
 
 def load_policies(
@@ -78,7 +76,7 @@ def load_policies(
         offers[cand.offer.code] = cand.offer.category
         for policy, key in cand.policies:
             if policy.kind == "inventory":
-                period = inventory_period(policy.per, now)
+                period = inventory_period(inventory_since(policy.per, now))
                 inventory.setdefault(cand.offer.code, []).append((period, policy.limit))
             if policy.kind not in ("capping", "suppression"):
                 continue
@@ -210,7 +208,8 @@ def _inventory_used(
     """Each inventory counter's presentations, counted from the history (all profiles)."""
     if not inventory:
         return {}
-    midnight = dt.datetime(now.year, now.month, now.day)
+    midnight = inventory_since("day", now)
+    assert midnight is not None
     codes = ", ".join(f"'{code}'" for code in sorted(inventory) if "'" not in code)
     rows = engine.rows(
         f"""
@@ -223,6 +222,6 @@ def _inventory_used(
     )
     used: dict[tuple[str, str], int] = {}
     for code, today, total in rows:
-        used[(code, midnight.date().isoformat())] = today
+        used[(code, inventory_period(midnight))] = today
         used[(code, "total")] = total
     return used

@@ -26,9 +26,9 @@ from overture.batch.allocate import Allocation, allocate
 from overture.batch.engines import DuckDBEngine, SparkEngine, SqlEngine, local_spark
 from overture.batch.output import Output, finish
 from overture.engine.plan import DecisionPlan
+from overture.history.deployed import LivePlan
 from overture.rules import Type
 from overture.rules.sqlcompile import sql_type
-from overture.runtime.plans import LivePlan
 from overture.store import Database
 
 POPULATION = "_population"
@@ -255,7 +255,7 @@ def _stored_profiles(db: Database, plan: DecisionPlan, audience: str, limit: int
     from sqlalchemy import inspect, select
     from sqlalchemy.exc import NoSuchTableError
 
-    from overture.runtime.profiles import table_for
+    from overture.store.profiles import table_for
 
     spec = next(a for a in plan.catalog.audiences if a.name == audience)
     if spec.profile_table is None:

@@ -26,7 +26,7 @@ from overture.cli.server import DatabaseOption, _open
 if TYPE_CHECKING:
     from overture.batch.run import BatchResult, BatchSpec
     from overture.engine.plan import DecisionPlan
-    from overture.runtime.plans import LivePlan
+    from overture.history.deployed import LivePlan
     from overture.store import Database
 
 EnvChoice = Annotated[
@@ -101,12 +101,12 @@ def _source(
         except CatalogError as exc:
             fail(f"[red]{escape(str(exc))}[/]")
         return plan, None, None, {"catalog": str(catalog)}
-    from overture.runtime.counters import RebuildError, load_live
+    from overture.history.deployed import NotDeployed, load_live
 
     db = _open(database)
     try:
         live = load_live(db, env or "")
-    except RebuildError as exc:
+    except NotDeployed as exc:
         db.dispose()
         fail(f"[red]{escape(str(exc))}[/]")
     return live.plan, live, db, {"environment": live.environment, "deployment": live.deployment}

@@ -40,12 +40,13 @@ def counters_rebuild(
     lost its data (before starting the nodes), or when counters look wrong."""
     from redis import RedisError
 
-    from overture.runtime.counters import RebuildError, rebuild_counters
+    from overture.history.deployed import NotDeployed
+    from overture.history.rebuild import rebuild_counters
 
     db = _open(database)
     try:
         summary = rebuild_counters(db, env, redis_url=redis, redis_prefix=redis_prefix)
-    except RebuildError as exc:
+    except NotDeployed as exc:
         fail(f"[red]{escape(str(exc))}[/]")
     except (RedisError, ValueError) as exc:  # ValueError: a malformed Redis URL
         if redis is None:

@@ -96,7 +96,7 @@ def serve(
 
     import uvicorn
 
-    from overture.runtime.asgi import VARIABLE
+    from overture.server.asgi import VARIABLE
 
     if role not in ("all", "runtime"):
         fail(f"[red]--role is all or runtime, not {role!r}[/]", 2)
@@ -125,7 +125,7 @@ def serve(
     )
     db.dispose()
     uvicorn.run(
-        "overture.runtime.asgi:create",
+        "overture.server.asgi:create",
         factory=True,
         host=host,
         port=port,
@@ -177,7 +177,7 @@ def _demo_profiles(db: Database) -> int:
 
     from overture.catalog import load_catalog
     from overture.demo import CATALOG_PATH, profiles
-    from overture.runtime.profiles import load_rows
+    from overture.store.profiles import load_rows
 
     if inspect(db.engine).has_table("customers"):
         return 0

@@ -277,11 +277,3 @@ def revoke_api_key(session: Session, actor: Actor, key_id: int) -> ApiKey:
         record.revoked_at = utcnow()
         audit.record(session, actor.name, "api_keys.revoke", "api_keys", str(key_id))
     return record
-
-
-def environment_of_key(session: Session, key: str) -> str | None:
-    """The environment a runtime API key opens, if it is valid."""
-    record = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_secret(key)))
-    if record is None or record.revoked_at is not None:
-        return None
-    return record.environment.name

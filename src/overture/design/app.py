@@ -43,13 +43,16 @@ from overture.design.routes import (
     offers,
     simulations,
 )
+from overture.design.routes.simulations import Simulate
 from overture.store import Database
 
 BODY_LIMIT = 1 << 20  # 1 MiB
 IMPORT_LIMIT = 16 << 20  # a whole catalog
 
 
-def create_app(db: Database) -> FastAPI:
+def create_app(db: Database, *, simulate: Simulate | None = None) -> FastAPI:
+    """The design API on `db`; `simulate` runs the simulations endpoint's simulations
+    (overture.server gives it the batch module's; without it the endpoint answers 501)."""
     app = FastAPI(
         title="Overture design API",
         version=overture.__version__,
@@ -60,6 +63,7 @@ def create_app(db: Database) -> FastAPI:
         dependencies=[Depends(checked_query)],
     )
     app.state.db = db
+    app.state.simulate = simulate
     for router in (
         access.auth,
         access.operators,

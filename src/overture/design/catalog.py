@@ -19,10 +19,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from overture.catalog import codec
 from overture.catalog.issues import Issue
 from overture.catalog.model import Catalog
 from overture.catalog.validate import validate_catalog
-from overture.design import audit, codec
+from overture.design import audit
 from overture.design.errors import (
     Conflict,
     Invalid,

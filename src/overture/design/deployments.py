@@ -17,9 +17,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from overture.auth import Permission, allowed
+from overture.catalog import codec
 from overture.catalog.model import Catalog
 from overture.catalog.validate import validate_catalog
-from overture.design import audit, codec
+from overture.design import audit
 from overture.design.catalog import Actor, describe, load_draft, lock_catalog
 from overture.design.errors import Conflict, Forbidden, Invalid, NotFound
 from overture.design.kinds import BY_SECTION

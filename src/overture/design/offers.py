@@ -20,8 +20,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from overture.catalog import codec
 from overture.catalog.model import Offer
-from overture.design import audit, codec
+from overture.design import audit
 from overture.design.catalog import (
     Actor,
     Stored,

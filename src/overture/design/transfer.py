@@ -18,10 +18,11 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from overture.catalog import codec
 from overture.catalog.loader import Source, read_text
 from overture.catalog.model import Catalog
 from overture.catalog.validate import validate_source
-from overture.design import audit, codec
+from overture.design import audit
 from overture.design.catalog import SECTIONS, Actor, assemble, lock_catalog
 from overture.design.errors import Invalid
 from overture.design.kinds import BY_SECTION, CatalogSettings

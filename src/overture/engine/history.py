@@ -24,6 +24,12 @@ Scope = Literal["offer", "category", "channel"]
 EVENT_KINDS: tuple[EventKind, ...] = ("presented", "accepted", "rejected")
 
 
+def inventory_since(per: str, now: dt.datetime) -> dt.datetime | None:
+    """Where an inventory policy's count starts: midnight of `now`'s day (UTC) for a daily
+    limit (`per: day`), None (ever) for a lifetime one (`per: total`)."""
+    return dt.datetime(now.year, now.month, now.day) if per == "day" else None
+
+
 class History(Protocol):
     def count(
         self, profile_id: str, event: str, scope: str, key: str, since: dt.datetime | None

@@ -38,7 +38,7 @@ from overture.engine.compiled import (
     CompiledRule,
     ScoringRow,
 )
-from overture.engine.history import History
+from overture.engine.history import History, inventory_since
 from overture.engine.render import base_variables, render
 from overture.engine.request import (
     Decision,
@@ -513,13 +513,12 @@ def _blocked(st: _State, cand: Candidate) -> str | None:
             if st.run(policy.rule, code, f"policy {policy.name}", cand.offer.namespace) is not True:
                 return f"filter {policy.name!r}: {policy.rule.source} is not true"
         elif kind == "inventory":
-            day = policy.per == "day"
-            since = dt.datetime(st.now.year, st.now.month, st.now.day) if day else None
+            since = inventory_since(policy.per, st.now)
             used = history.total(code, "presented", since) + st.used.get((policy.name, key), 0)
             if used >= policy.limit:
                 return (
                     f"inventory {policy.name!r}: {used} of {policy.limit} presentations used "
-                    + ("today" if day else "in total")
+                    + ("today" if since is not None else "in total")
                 )
         elif pid is not None:
             since = st.now - policy.window if policy.window is not None else None

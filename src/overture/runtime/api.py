@@ -30,13 +30,13 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from overture.engine import RequestError
+from overture.history.recorder import RecorderClosed
+from overture.history.timeline import profile_history
 from overture.runtime.keys import KeyRefused, key_from_headers
 from overture.runtime.node import RuntimeNode
-from overture.runtime.recorder import RecorderClosed
 from overture.runtime.schemas import AudienceIn, DecisionIn, EventIn, EventsIn, SessionIn
 from overture.runtime.service import NotServed, SessionNotFound, Unavailable
 from overture.runtime.sessions import Session
-from overture.runtime.support import profile_history
 
 log = logging.getLogger("overture.runtime")
 MAX_BODY = 1 << 20

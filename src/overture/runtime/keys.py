@@ -16,8 +16,8 @@ import asyncio
 import time
 from collections.abc import Mapping
 
+from overture.auth.api_keys import environment_of_key
 from overture.auth.secrets import hash_secret
-from overture.design.access import environment_of_key
 from overture.store import Database
 
 

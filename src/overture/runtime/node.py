@@ -15,15 +15,15 @@ import gc
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from overture.history.ledger import Ledger
+from overture.history.recorder import Recorder
+from overture.history.sql_ledger import SqlLedger
 from overture.runtime.keys import ApiKeys
-from overture.runtime.ledger import Ledger
 from overture.runtime.metrics import Metrics
 from overture.runtime.plans import LivePlans
 from overture.runtime.profiles import ProfileSource
-from overture.runtime.recorder import Recorder
 from overture.runtime.service import Runtime
 from overture.runtime.sessions import MemorySessions, RedisSessions, SessionStore
-from overture.runtime.sql_ledger import SqlLedger
 from overture.store import Database
 
 
@@ -56,7 +56,7 @@ class RuntimeNode:
         self.ledger: Ledger
         self.sessions: SessionStore
         if settings.redis:
-            from overture.runtime.redis_ledger import RedisLedger
+            from overture.history.redis_ledger import RedisLedger
 
             self.ledger = RedisLedger(
                 self.db, self.recorder, self.readers, settings.redis, settings.redis_prefix

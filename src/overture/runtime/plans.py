@@ -1,4 +1,5 @@
-"""The plans a runtime node decides with: each environment's current deployment, compiled.
+"""The plans a runtime node decides with: each environment's current deployment, compiled
+(history/deployed.py compiles it, as batches and the counters' rebuild do).
 
 A node reads which deployment is current for each environment it serves, compiles the new
 ones into DecisionPlans off the event loop, and swaps them in by replacing one dictionary
@@ -17,103 +18,13 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
-
-from overture.catalog import Catalog, ChannelEvents, Offer
-from overture.design import codec
-from overture.engine import DecisionPlan, build_plan
+from overture.history.deployed import LivePlan, current_deployments, load_deployment
 from overture.store import Database
-from overture.store.models import Deployment, Environment
 
 log = logging.getLogger("overture.runtime")
-
-
-@dataclass(frozen=True, slots=True)
-class InventoryRule:
-    policy: str
-    limit: int
-    per: str  # day or total
-
-
-@dataclass(frozen=True)
-class LivePlan:
-    """A deployment ready to decide with, and what the runtime derives from it once."""
-
-    environment: str
-    deployment: int
-    content_hash: str
-    plan: DecisionPlan
-    loaded_at: dt.datetime
-    # (placement, offer) -> the inventory policies a proposition there draws on
-    inventory: Mapping[tuple[str, str], tuple[InventoryRule, ...]]
-    # How far back presentation policies look: propositions (capping), responses
-    # (suppression); None: nothing needs them; EVER: suppression without a period.
-    presented_window: dt.timedelta | None
-    responses_window: dt.timedelta | None
-    responses_ever: bool
-    offer_categories: Mapping[str, tuple[str, ...]]  # offer code -> its category chain
-    offer_channels: Mapping[str, tuple[str, ...]]  # offer code -> channels it appears on
-    channel_events: Mapping[str, ChannelEvents]
-    offers: Mapping[str, Offer]  # by code, as the catalog defines them
-
-    @property
-    def catalog(self) -> Catalog:
-        return self.plan.catalog
-
-    def event_kind(self, channel: str | None, name: str) -> str:
-        """presented, accepted, rejected or custom, as the channel names its events."""
-        events = self.channel_events.get(channel or "") or _DEFAULT_EVENTS
-        return events.kind_of(name)
-
-
-_DEFAULT_EVENTS = ChannelEvents()
-
-
-def compile_live(environment: str, deployment: Deployment) -> LivePlan:
-    catalog = Catalog.model_validate(codec.load(deployment.snapshot))
-    plan = build_plan(catalog, validated=True)
-    inventory: dict[tuple[str, str], tuple[InventoryRule, ...]] = {}
-    presented: dt.timedelta | None = None
-    responses: dt.timedelta | None = None
-    ever = False
-    offer_categories: dict[str, tuple[str, ...]] = {}
-    offer_channels: dict[str, set[str]] = {}
-    for placement in plan.placements.values():
-        for candidates in placement.candidates.values():
-            for cand in candidates:
-                offer_categories[cand.offer.code] = cand.offer.categories
-                offer_channels.setdefault(cand.offer.code, set()).add(placement.channel)
-                rules = []
-                for policy, _key in cand.policies:
-                    if policy.kind == "inventory":
-                        rules.append(InventoryRule(policy.name, policy.limit, policy.per))
-                    elif policy.kind == "capping" and policy.window is not None:
-                        presented = max(presented or policy.window, policy.window)
-                    elif policy.kind == "suppression":
-                        if policy.window is None:
-                            ever = True
-                        else:
-                            responses = max(responses or policy.window, policy.window)
-                if rules:
-                    inventory[placement.name, cand.offer.code] = tuple(rules)
-    return LivePlan(
-        environment=environment,
-        deployment=deployment.number,
-        content_hash=deployment.content_hash,
-        plan=plan,
-        loaded_at=dt.datetime.now(dt.UTC),
-        inventory=inventory,
-        presented_window=presented,
-        responses_window=responses,
-        responses_ever=ever,
-        offer_categories=offer_categories,
-        offer_channels={code: tuple(sorted(c)) for code, c in offer_channels.items()},
-        channel_events={c.name: c.events for c in catalog.channels},
-        offers={o.code: o for o in catalog.offers},
-    )
 
 
 @dataclass
@@ -155,17 +66,11 @@ class LivePlans:
     def refresh(self) -> list[str]:
         """Load what changed (blocking: call it from a thread). Returns the environments
         whose plan was swapped."""
-        with self.db.session() as s:
-            query = (
-                select(Environment.name, func.max(Deployment.number))
-                .outerjoin(Deployment, Deployment.environment_id == Environment.id)
-                .group_by(Environment.name)
-            )
-            current: dict[str, int | None] = {
-                name: number
-                for name, number in s.execute(query).all()
-                if self.only is None or name in self.only
-            }
+        current = {
+            name: number
+            for name, number in current_deployments(self.db).items()
+            if self.only is None or name in self.only
+        }
         swapped = []
         now = dt.datetime.now(dt.UTC)
         for name, number in current.items():
@@ -178,15 +83,7 @@ class LivePlans:
             if status.failed_deployment == number:
                 continue  # tried and failed: wait for the next deployment
             try:
-                with self.db.session() as s:
-                    deployment = s.scalar(
-                        select(Deployment)
-                        .join(Environment, Deployment.environment_id == Environment.id)
-                        .where(Environment.name == name, Deployment.number == number)
-                    )
-                    assert deployment is not None
-                    s.expunge(deployment)
-                new = compile_live(name, deployment)
+                new = load_deployment(self.db, name, number)
             except Exception as exc:  # keep serving the previous plan
                 status.failed_deployment = number
                 status.error = f"deployment #{number} failed to load: {type(exc).__name__}: {exc}"

@@ -1,11 +1,8 @@
-"""Profiles looked up by id in the audience's profile table.
+"""Profiles looked up by id in the audience's profile table (store/profiles.py).
 
-An audience names a table of the runtime's database (`profile_table`), one row per
-profile, a column per schema field, keyed by the audience's id field; the table may have
-more columns (they are not read) or fewer (those fields are null). List fields are stored
-as JSON text. Rows are cached for a few seconds (bounded): a touchpoint asking for several
-placements one after the other reads the profile once, and an update reaches decisions
-within the cache's lifetime. `load_rows` fills a table, e.g. with the demo's customers.
+Rows are cached for a few seconds (bounded): a touchpoint asking for several placements
+one after the other reads the profile once, and an update reaches decisions within the
+cache's lifetime.
 """
 
 from __future__ import annotations
@@ -13,83 +10,17 @@ from __future__ import annotations
 import json
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import (
-    Boolean,
-    Column,
-    Date,
-    DateTime,
-    Float,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    inspect,
-)
-from sqlalchemy.types import TypeEngine
+from sqlalchemy import inspect
 
 from overture.catalog import Audience
-from overture.runtime.raw import Reader
 from overture.store import Database
-
-_TYPES: dict[str, type[TypeEngine[Any]]] = {
-    "string": String,
-    "int": Integer,
-    "float": Float,
-    "bool": Boolean,
-    "date": Date,
-    "datetime": DateTime,
-    "list[string]": Text,
-}
+from overture.store.raw import Reader
 
 
 class ProfileTableError(LookupError):
     """The audience's profile table is missing or cannot be read."""
-
-
-def table_for(audience: Audience, only: set[str] | None = None) -> Table:
-    """The table an audience's profiles are kept in, as `load_rows` creates it (with the
-    columns in `only`, when given: those a table made elsewhere has)."""
-    assert audience.profile_table is not None
-    columns = [
-        Column(
-            name,
-            String(128) if kind.value == "string" else _TYPES[kind.value](),
-            primary_key=name == audience.id_field,
-        )
-        for name, kind in audience.fields.items()
-        if only is None or name in only
-    ]
-    return Table(audience.profile_table, MetaData(), *columns)
-
-
-def load_rows(db: Database, audience: Audience, rows: Iterable[Mapping[str, Any]]) -> int:
-    """Create the audience's profile table if needed and insert `rows` (list fields as
-    JSON text). Returns how many rows were written."""
-    table = table_for(audience)
-    table.create(db.engine, checkfirst=True)
-    lists = [n for n, k in audience.fields.items() if k.value == "list[string]"]
-    batch: list[dict[str, Any]] = []
-    count = 0
-    with db.engine.begin() as conn:
-        for row in rows:
-            item = {k: row.get(k) for k in audience.fields}
-            for name in lists:
-                value = item[name]
-                if value is not None:
-                    item[name] = json.dumps(list(value))
-            batch.append(item)
-            if len(batch) >= 5000:
-                conn.execute(table.insert(), batch)
-                count += len(batch)
-                batch = []
-        if batch:
-            conn.execute(table.insert(), batch)
-            count += len(batch)
-    return count
 
 
 class ProfileSource:

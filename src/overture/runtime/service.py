@@ -26,8 +26,9 @@ import msgspec
 from overture.catalog import Audience
 from overture.engine import Decision, DecisionRequest, PlacementRequest, RequestError
 from overture.engine.request import Trace
-from overture.rules.parser import suggest
-from overture.runtime.ledger import (
+from overture.history.counted import counts
+from overture.history.deployed import LivePlan
+from overture.history.ledger import (
     Claim,
     Entry,
     EventRecord,
@@ -37,15 +38,15 @@ from overture.runtime.ledger import (
     ProfileHistory,
     ProfileKey,
     RequestHistory,
-    period_of,
 )
+from overture.history.tables import join_categories, split_categories
+from overture.rules.parser import suggest
 from overture.runtime.metrics import Metrics
-from overture.runtime.plans import LivePlan, LivePlans
+from overture.runtime.plans import LivePlans
 from overture.runtime.profiles import ProfileSource, ProfileTableError
 from overture.runtime.schemas import AudienceIn, DecisionIn, EventIn, SessionIn
 from overture.runtime.sessions import Session, SessionStore
 
-EVENT_KINDS = ("presented", "accepted", "rejected")
 MAX_PROFILE_ID = 128  # what the history's columns hold (schemas.Text)
 
 
@@ -172,11 +173,7 @@ class Runtime:
         env = live.environment
         profile_id = request.profile_id
         profile_key = None
-        if profile_id is not None and (
-            live.presented_window is not None
-            or live.responses_window is not None
-            or live.responses_ever
-        ):
+        if profile_id is not None and live.lookback.counts_anything:
             profile_key = (env, request.audience or live.plan.default_audience, profile_id)
         async with self._locks.hold(profile_key) if profile_key else contextlib.nullcontext():
             for attempt in range(self.max_attempts):
@@ -239,7 +236,7 @@ class Runtime:
                         "placement": p.placement,
                         "channel": pd.channel,
                         "offer_code": p.offer_code,
-                        "categories": " ".join(categories),
+                        "categories": join_categories(categories),
                         "rank": p.rank,
                         "score": p.score,
                         "probability": p.probability,
@@ -250,8 +247,7 @@ class Runtime:
                 if history is not None:
                     entries.append(Entry("presented", p.offer_code, categories, pd.channel, now))
                 for rule in live.inventory.get((p.placement, p.offer_code), ()):
-                    since = dt.datetime(now.year, now.month, now.day) if rule.per == "day" else None
-                    key = (p.offer_code, period_of(since))
+                    key = (p.offer_code, rule.period(now))
                     inventory[key] = min(inventory.get(key, rule.limit), rule.limit)
         return Claim(
             environment=live.environment,
@@ -406,7 +402,7 @@ class Runtime:
                     )
             offer, channel, placement = prop["offer_code"], prop["channel"], prop["placement"]
             audience, profile_id = prop["audience"], prop["profile_id"]
-            categories = tuple(prop["categories"].split())
+            categories = split_categories(prop["categories"])
         elif offer is None:
             channel = channel or (session.channel if session else None)
             if live.event_kind(channel, event.name) != "custom" or (
@@ -426,10 +422,7 @@ class Runtime:
                 channel = channels[0]  # the only channel the offer appears on
         audience = audience or live.plan.default_audience
         kind = live.event_kind(channel, event.name)
-        counted = profile_id is not None and (
-            kind in ("accepted", "rejected")
-            or (kind == "presented" and event.tracking_code is None)
-        )
+        counted = counts(kind, profile_id=profile_id, tracking_code=event.tracking_code)
         row = {
             "environment": env,
             "event_id": event_id,
@@ -441,7 +434,7 @@ class Runtime:
             "profile_id": profile_id,
             "session_id": event.session_id or (session.id if session else None),
             "offer_code": offer,
-            "categories": " ".join(categories),
+            "categories": join_categories(categories),
             "channel": channel,
             "placement": placement,
             "at": at,

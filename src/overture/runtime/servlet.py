@@ -27,11 +27,11 @@ from starlette.routing import BaseRoute, Route
 
 import overture
 from overture.engine import RequestError
+from overture.history.deployed import LivePlan
+from overture.history.recorder import RecorderClosed
 from overture.runtime import api
 from overture.runtime.keys import KeyRefused, key_from_headers
 from overture.runtime.node import RuntimeNode
-from overture.runtime.plans import LivePlan
-from overture.runtime.recorder import RecorderClosed
 from overture.runtime.schemas import AudienceIn, DecisionIn, EventIn, PlacementAsk, SessionIn
 from overture.runtime.service import NotServed, Runtime, SessionNotFound, Unavailable
 from overture.runtime.sessions import Session

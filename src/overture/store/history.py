@@ -1,4 +1,5 @@
-"""Contact and response history, and the counters derived from it.
+"""Contact and response history, and the counters derived from it: the tables (the history
+package, src/overture/history/, reads and writes them).
 
 `propositions` holds every offer a runtime proposed (with its tracking code, score and
 probability); `events` every event a touchpoint posted (presented, accepted, rejected or a

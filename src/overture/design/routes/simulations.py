@@ -1,24 +1,51 @@
 """Simulations: an environment's current deployment run over its stored profiles.
 
-Offer managers and delivery managers ask "where would each offer go?" before a campaign
-or a deployment: the allocation runs as a batch does, records nothing, and the answer is
-the report's figures (JSON) or the report itself (HTML). It runs while the request waits:
-stored profiles are what the runtime looks up, and a simulation of a hundred thousand of
-them takes seconds (`limit` bounds it). Bigger populations: `overture simulate`.
+It runs while the request waits: stored profiles are what the runtime looks up, and a
+simulation of a hundred thousand of them takes seconds (`limit` bounds it). Bigger
+populations: `overture simulate`. The run itself is the batch module's
+(batch/simulation.py); the design application is given it when it is built
+(overture.server), since design may not import batch (docs/architecture.md).
 """
 
-from typing import Annotated, Any
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Protocol
 
 from fastapi import APIRouter, Depends, Request, Response
 
 from overture.auth import Permission
 from overture.design.catalog import Actor
-from overture.design.errors import NotFound, Unprocessable
+from overture.design.errors import ServiceError
 from overture.design.http import database, require
 from overture.design.schemas import SimulationIn
+from overture.store import Database
 
 router = APIRouter(prefix="/v1/design/environments", tags=["simulations"])
 Simulator = Annotated[Actor, Depends(require(Permission.SIMULATE))]
+
+
+class Simulate(Protocol):
+    """Runs a simulation: the figures as JSON, or the HTML report; a ServiceError (NotFound,
+    Unprocessable) saying why when it cannot."""
+
+    def __call__(
+        self,
+        db: Database,
+        environment: str,
+        *,
+        placement: str,
+        n: int | None,
+        limit: int | None,
+        at: dt.datetime | None,
+        requested_by: str,
+        html: bool,
+    ) -> str: ...
+
+
+class NoSimulations(ServiceError):
+    status = 501
+    title = "Not implemented here"
 
 
 @router.post(
@@ -27,32 +54,21 @@ Simulator = Annotated[Actor, Depends(require(Permission.SIMULATE))]
     responses={200: {"content": {"text/html": {}, "application/json": {}}}},
 )
 def simulate(request: Request, name: str, body: SimulationIn, actor: Simulator) -> Response:
-    from overture.batch.report import figures_json, render_report
-    from overture.batch.run import BatchError, BatchSpec, run_batch
-    from overture.runtime.counters import RebuildError, load_live
-
-    db = database(request)
-    try:
-        live = load_live(db, name)
-    except RebuildError as exc:
-        raise NotFound(str(exc)) from exc
-    spec = BatchSpec(
+    run: Simulate | None = getattr(request.app.state, "simulate", None)
+    if run is None:
+        raise NoSimulations(
+            "this server was built without the batch module, which runs simulations; "
+            "serve with overture serve, or run overture simulate"
+        )
+    html = body.format == "html"
+    text = run(
+        database(request),
+        name,
         placement=body.placement,
         n=body.n,
-        stored_profiles=True,
         limit=body.limit,
-        simulate=True,
-        now=body.at.replace(tzinfo=None) if body.at else None,
+        at=body.at,
+        requested_by=actor.name,
+        html=html,
     )
-    meta: dict[str, Any] = {
-        "environment": live.environment,
-        "deployment": live.deployment,
-        "requested_by": actor.name,
-    }
-    try:
-        result = run_batch(spec, live.plan, live=live, db=db, meta=meta)
-    except BatchError as exc:
-        raise Unprocessable(str(exc)) from exc
-    if body.format == "html":
-        return Response(render_report(result.figures), media_type="text/html")
-    return Response(figures_json(result.figures), media_type="application/json")
+    return Response(text, media_type="text/html" if html else "application/json")

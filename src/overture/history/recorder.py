@@ -33,8 +33,8 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from overture.runtime.raw import Tx, pg_connect
 from overture.store import Database
+from overture.store.raw import Tx, pg_connect
 
 log = logging.getLogger("overture.runtime")
 

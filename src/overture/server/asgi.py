@@ -1,5 +1,5 @@
 """The ASGI factory `overture serve` hands uvicorn, so that each worker process builds its
-own node: `uvicorn --factory overture.runtime.asgi:create`. The settings travel in the
+own node: `uvicorn --factory overture.server.asgi:create`. The settings travel in the
 OVERTURE_SERVE environment variable (JSON), which `overture serve` sets."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import json
 import os
 from typing import Any
 
-from overture.runtime.app import create_app
 from overture.runtime.node import RuntimeNode, RuntimeSettings
+from overture.server import create_server
 
 VARIABLE = "OVERTURE_SERVE"
 
@@ -18,10 +18,4 @@ def create() -> Any:
     options: dict[str, Any] = json.loads(os.environ.get(VARIABLE, "{}"))
     design = options.pop("design", True)
     options.setdefault("freeze_startup_objects", True)  # a serving process (node.py)
-    node = RuntimeNode(RuntimeSettings(**options))
-    design_app = None
-    if design:
-        from overture.design.app import create_app as create_design
-
-        design_app = create_design(node.db)
-    return create_app(node, design_app)
+    return create_server(RuntimeNode(RuntimeSettings(**options)), design=design)

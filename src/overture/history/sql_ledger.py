@@ -15,47 +15,24 @@ import asyncio
 import datetime as dt
 import json
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import select
 
-from overture.runtime.ledger import (
+from overture.history import tables as t
+from overture.history.counted import profile_query
+from overture.history.deployed import LivePlan
+from overture.history.ledger import (
     Claim,
     ClaimResult,
     Entry,
     EventRecord,
     ProfileHistory,
 )
-from overture.runtime.plans import LivePlan
-from overture.runtime.raw import Reader, Tx, as_time
-from overture.runtime.recorder import Recorder
+from overture.history.recorder import Recorder
+from overture.history.tables import P, split_categories
 from overture.store import Database
-from overture.store.history import (
-    EventRow,
-    InventoryCounterRow,
-    ProfileVersionRow,
-    PropositionRow,
-)
-
-P = cast(Table, PropositionRow.__table__)
-E = cast(Table, EventRow.__table__)
-V = cast(Table, ProfileVersionRow.__table__)
-INV = cast(Table, InventoryCounterRow.__table__)
-
-# The hot read, through the driver (raw.py): a profile's version and counted history in
-# one statement, so one round trip and one snapshot (the version matches the entries).
-_VERSION = (
-    "SELECT 'v', NULL, NULL, NULL, NULL, version FROM profile_versions "
-    "WHERE environment = ? AND audience = ? AND profile_id = ?"
-)
-_PRESENTED = (
-    "SELECT 'presented', offer_code, categories, channel, decided_at, NULL FROM propositions "
-    "WHERE environment = ? AND profile_id = ? AND decided_at >= ? AND audience = ?"
-)
-_COUNTED = (
-    "SELECT kind, offer_code, categories, channel, at, NULL FROM events "
-    "WHERE environment = ? AND profile_id = ? AND counted AND audience = ?"
-)
+from overture.store.raw import Reader, Tx, as_time
 
 
 class SqlLedger:
@@ -72,29 +49,22 @@ class SqlLedger:
         await self.raw.aclose()
 
     # -- reads ---------------------------------------------------------------------------
-    async def load(self, live: LivePlan, audience: str, profile_id: str) -> ProfileHistory:
-        env, raw, now = live.environment, self.raw, _utcnow()
-        parts, params = [_VERSION], [env, audience, profile_id]
-        if live.presented_window is not None:
-            parts.append(_PRESENTED)
-            params += [env, profile_id, raw.time(now - live.presented_window), audience]
-        if live.presented_window is not None or live.responses_ever or live.responses_window:
-            parts.append(_COUNTED)
-            params += [env, profile_id, audience]
-            if not live.responses_ever:
-                windows = [w for w in (live.presented_window, live.responses_window) if w]
-                parts[-1] += " AND at >= ?"
-                params.append(raw.time(now - max(windows)))
+    async def load(
+        self, live: LivePlan, audience: str, profile_id: str, now: dt.datetime | None = None
+    ) -> ProfileHistory:
+        raw = self.raw
+        query = profile_query(live.lookback, "sqlite" if raw.sqlite else "postgresql")
+        params = query.params(live.environment, audience, profile_id, now or _utcnow(), raw.time)
         version = 0
         entries: list[Entry] = []
-        for kind, code, categories, channel, at, found in await raw.rows(
-            " UNION ALL ".join(parts), tuple(params)
-        ):
+        for kind, code, categories, channel, at, found in await raw.rows(query.sql, params):
             if kind == "v":
                 version = found
             else:
                 entries.append(
-                    Entry(kind, code or "", _split(categories), channel or "", as_time(at))
+                    Entry(
+                        kind, code or "", split_categories(categories), channel or "", as_time(at)
+                    )
                 )
         return ProfileHistory.of(version, entries)
 
@@ -128,11 +98,11 @@ class SqlLedger:
         taken: list[tuple[str, str]] = []
         for inv in claim.inventory:
             key = (env, inv.offer_code, inv.period)
-            done = await tx.execute(_INVENTORY_TAKE, (*key, inv.limit)) == 1
+            done = await tx.execute(t.TAKE_INVENTORY, (*key, inv.limit)) == 1
             if not done:
-                done = await tx.first(_INVENTORY_FIRST, key) is not None
+                done = await tx.first(t.FIRST_INVENTORY, key) is not None
             if not done:
-                row = await tx.first(_INVENTORY_USED, key)
+                row = await tx.first(t.INVENTORY_USED, key)
                 await self._undo(tx, env, taken)
                 used = row[0] if row else inv.limit
                 return ClaimResult(False, exhausted=[(inv.offer_code, inv.period, used)])
@@ -141,9 +111,9 @@ class SqlLedger:
             return ClaimResult(True)
         who = (env, claim.audience, claim.profile_id)
         if claim.expected == 0:
-            done = await tx.first(_VERSION_FIRST, who) is not None
+            done = await tx.first(t.FIRST_VERSION, who) is not None
         else:
-            done = await tx.execute(_VERSION_NEXT, (*who, claim.expected)) == 1
+            done = await tx.execute(t.NEXT_VERSION, (*who, claim.expected)) == 1
         if not done:
             await self._undo(tx, env, taken)
             return ClaimResult(False, conflict=True)
@@ -151,7 +121,7 @@ class SqlLedger:
 
     async def _undo(self, tx: Tx, env: str, taken: list[tuple[str, str]]) -> None:
         for offer, period in taken:
-            await tx.execute(_INVENTORY_GIVE_BACK, (env, offer, period))
+            await tx.execute(t.ADD_INVENTORY, (-1, env, offer, period))
 
     async def record_events(self, environment: str, events: list[EventRecord]) -> list[bool]:
         stored: list[bool] = await self.recorder.submit(self._events, events)
@@ -159,7 +129,7 @@ class SqlLedger:
 
     async def _events(self, tx: Tx, batches: list[list[EventRecord]]) -> list[list[bool]]:
         rows = [_event_values(tx, e.row) for batch in batches for e in batch]
-        flags = iter(await tx.inserted(_EVENT_INSERT, rows))
+        flags = iter(await tx.inserted(t.INSERT_EVENT, rows))
         bumps: set[tuple[str, str, str]] = set()
         out: list[list[bool]] = []
         for batch in batches:
@@ -171,82 +141,8 @@ class SqlLedger:
                     bumps.add((e.row["environment"], e.row["audience"], e.row["profile_id"]))
             out.append(batch_flags)
         for who in sorted(bumps):
-            await tx.execute(_VERSION_BUMP, who)
+            await tx.execute(t.BUMP_VERSION, who)
         return out
-
-
-PROPOSITION_COLUMNS = (
-    "tracking_code",
-    "environment",
-    "deployment",
-    "audience",
-    "profile_id",
-    "session_id",
-    "placement",
-    "channel",
-    "offer_code",
-    "categories",
-    "rank",
-    "score",
-    "probability",
-    "fallback",
-    "decided_at",
-)
-_PROPOSITION_INSERT = (
-    f"INSERT INTO propositions ({', '.join(PROPOSITION_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(PROPOSITION_COLUMNS))})"
-)
-_EVENT_COLUMNS = (
-    "environment",
-    "event_id",
-    "name",
-    "kind",
-    "counted",
-    "tracking_code",
-    "audience",
-    "profile_id",
-    "session_id",
-    "offer_code",
-    "categories",
-    "channel",
-    "placement",
-    "at",
-    "received_at",
-    "attributes",
-)
-_EVENT_INSERT = (
-    f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(_EVENT_COLUMNS))}) "
-    "ON CONFLICT (environment, event_id) DO NOTHING"
-)
-_INVENTORY_TAKE = (
-    "UPDATE inventory_counters SET used = used + 1 "
-    "WHERE environment = ? AND offer_code = ? AND period = ? AND used < ?"
-)
-_INVENTORY_FIRST = (
-    "INSERT INTO inventory_counters (environment, offer_code, period, used) "
-    "VALUES (?, ?, ?, 1) ON CONFLICT DO NOTHING RETURNING used"
-)
-_INVENTORY_USED = (
-    "SELECT used FROM inventory_counters WHERE environment = ? AND offer_code = ? AND period = ?"
-)
-_INVENTORY_GIVE_BACK = (
-    "UPDATE inventory_counters SET used = used - 1 "
-    "WHERE environment = ? AND offer_code = ? AND period = ?"
-)
-_VERSION_FIRST = (
-    "INSERT INTO profile_versions (environment, audience, profile_id, version) "
-    "VALUES (?, ?, ?, 1) ON CONFLICT DO NOTHING RETURNING version"
-)
-_VERSION_NEXT = (
-    "UPDATE profile_versions SET version = version + 1 "
-    "WHERE environment = ? AND audience = ? AND profile_id = ? AND version = ?"
-)
-_VERSION_BUMP = (
-    "INSERT INTO profile_versions (environment, audience, profile_id, version) "
-    "VALUES (?, ?, ?, 1) ON CONFLICT (environment, audience, profile_id) "
-    "DO UPDATE SET version = profile_versions.version + 1"
-)
 
 
 async def insert_propositions(tx: Tx, batches: list[list[dict[str, Any]]]) -> None:
@@ -273,7 +169,7 @@ async def insert_propositions(tx: Tx, batches: list[list[dict[str, Any]]]) -> No
         for batch in batches
         for r in batch
     ]
-    await tx.executemany(_PROPOSITION_INSERT, rows)
+    await tx.executemany(t.INSERT_PROPOSITION, rows)
 
 
 def _event_values(tx: Tx, row: dict[str, Any]) -> tuple[Any, ...]:
@@ -283,11 +179,7 @@ def _event_values(tx: Tx, row: dict[str, Any]) -> tuple[Any, ...]:
     values["attributes"] = json.dumps(row["attributes"], separators=(",", ":"))
     if tx.sqlite:
         values["counted"] = int(row["counted"])
-    return tuple(values[c] for c in _EVENT_COLUMNS)
-
-
-def _split(categories: str | None) -> tuple[str, ...]:
-    return tuple(categories.split()) if categories else ()
+    return tuple(values[c] for c in t.EVENT_COLUMNS)
 
 
 def _utcnow() -> dt.datetime:

@@ -4,15 +4,12 @@ events that named no proposition."""
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import select
 
+from overture.history.tables import E, P
 from overture.store import Database
-from overture.store.history import EventRow, PropositionRow
-
-P = cast(Table, PropositionRow.__table__)
-E = cast(Table, EventRow.__table__)
 
 
 def profile_history(

@@ -18,7 +18,8 @@ and does not count again; one that names an offer and a profile without a tracki
 
 Two ledgers implement this: `SqlLedger` (counts read from the history tables, claims
 checked in the transaction that records the propositions) and `RedisLedger` (counts and
-claims in Redis, history written to the database as well).
+claims in Redis, history written to the database as well). tests/history/ holds both,
+on SQLite and PostgreSQL, to the same behaviour.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from overture.runtime.plans import LivePlan
+from overture.history.deployed import LivePlan
+from overture.history.windows import inventory_period
 
 ProfileKey = tuple[str, str, str]  # environment, audience, profile id
 
@@ -87,11 +89,6 @@ def _item(e: Entry) -> _Item:
     return (e.event, e.offer_code, e.channel, e.categories, e.at)
 
 
-def period_of(since: dt.datetime | None) -> str:
-    """The inventory period a policy counts from: a day (YYYY-MM-DD) or `total`."""
-    return since.date().isoformat() if since is not None else "total"
-
-
 class InventoryView:
     """What this node last knew of inventory counters: used by decisions to skip an offer
     it knows is exhausted; the claim checks the real counter."""
@@ -132,7 +129,7 @@ class RequestHistory:
     def total(self, offer_code: str, event: str, since: dt.datetime | None) -> int:
         if event != "presented":
             return 0
-        return self.inventory.get(self.environment, offer_code, period_of(since))
+        return self.inventory.get(self.environment, offer_code, inventory_period(since))
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +176,11 @@ class Ledger(Protocol):
         """Write everything accepted so far, then stop."""
         ...
 
-    async def load(self, live: LivePlan, audience: str, profile_id: str) -> ProfileHistory: ...
+    async def load(
+        self, live: LivePlan, audience: str, profile_id: str, now: dt.datetime | None = None
+    ) -> ProfileHistory:
+        """The profile's counted history (counted.py) at `now` (naive UTC; default: now)."""
+        ...
 
     async def claim(self, claim: Claim) -> ClaimResult: ...
 

@@ -37,34 +37,23 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import (
-    Connection,
-    Select,
-    Table,
-    and_,
-    delete,
-    func,
-    insert,
-    literal,
-    literal_column,
-    or_,
-    select,
-    text,
-    union_all,
-)
+from sqlalchemy import Connection, delete, func, insert, select, text
 
-from overture.runtime.ledger import Entry
-from overture.runtime.plans import LivePlan, LivePlans
+from overture.history.counted import every_profile
+from overture.history.deployed import LivePlan, load_live
+from overture.history.ledger import Entry
+from overture.history.redis_ledger import (
+    inventory_key,
+    inventory_ttl,
+    member,
+    profile_keys,
+    score,
+)
+from overture.history.tables import INV, P, split_categories
 from overture.store import Database
-from overture.store.history import EventRow, InventoryCounterRow, PropositionRow
-from overture.store.models import Environment
 
 if TYPE_CHECKING:
     import redis
-
-P = cast(Table, PropositionRow.__table__)
-E = cast(Table, EventRow.__table__)
-INV = cast(Table, InventoryCounterRow.__table__)
 
 # Redis members scored this long before a rebuild began are kept: the nodes write to
 # Redis first and to the database a moment later.
@@ -120,10 +109,6 @@ return v
 """
 
 
-class RebuildError(RuntimeError):
-    """The environment cannot be rebuilt (unknown, no deployment, plan fails to load)."""
-
-
 @dataclass
 class RebuildSummary:
     environment: str
@@ -170,29 +155,6 @@ def rebuild_counters(
             client.close()
     summary.seconds = time.perf_counter() - started
     return summary
-
-
-def load_live(db: Database, environment: str) -> LivePlan:
-    """The environment's current deployment, compiled as the runtime nodes compile it."""
-    plans = LivePlans(db, [environment])
-    plans.refresh()
-    status = plans.status.get(environment)
-    if status is None:
-        from overture.rules.parser import suggest
-
-        with db.session() as s:
-            known = list(s.scalars(select(Environment.name).order_by(Environment.name)))
-        hint = suggest(environment, known) or f"known: {', '.join(known) or 'none'}"
-        raise RebuildError(f"no environment {environment!r}; {hint}")
-    live = plans.get(environment)
-    if live is None:
-        if status.error:
-            raise RebuildError(f"environment {environment!r}: {status.error}")
-        raise RebuildError(
-            f"environment {environment!r} has no deployment yet: there is nothing to count; "
-            f"deploy a catalog to it first (overture deploy --env {environment})"
-        )
-    return live
 
 
 # -- inventory ---------------------------------------------------------------------------
@@ -260,15 +222,13 @@ class _RedisRebuild:
     def __init__(
         self, client: redis.Redis, prefix: str, live: LivePlan, now: dt.datetime, batch: int
     ) -> None:
-        from overture.runtime.redis_ledger import _retention, _score
-
         self.client = client
         self.prefix = prefix
         self.live = live
         self.now = now
         self.batch = max(1, batch)
-        self.window, self.keep = _retention(live)
-        self.keep_from = _score(now - KEEP_RECENT)
+        self.window, self.keep = live.lookback.retention()
+        self.keep_from = score(now - KEEP_RECENT)
         self.least_version = int(time.time() * 1000)
         self._replace = client.register_script(_REPLACE)
         self._set_inventory = client.register_script(_SET_INVENTORY)
@@ -293,13 +253,11 @@ class _RedisRebuild:
     ) -> int:
         """Set the keys to the history's counts (with what nodes added since `before`);
         drop the environment's other keys. Returns how many keys hold a count."""
-        from overture.runtime.redis_ledger import _score, inventory_key, inventory_ttl
-
         now = time.time()
         wanted: dict[bytes, tuple[int, int]] = {}  # key -> (count, expires at)
         for (offer, period), used in counts.items():
             ttl = inventory_ttl(period)
-            expires = int(_score(last[offer, period])) + ttl if ttl else 0
+            expires = int(score(last[offer, period])) + ttl if ttl else 0
             if expires and expires <= now:
                 continue  # an old day's key: gone by now
             key = inventory_key(self.prefix, self.live.environment, offer, period).encode()
@@ -319,8 +277,6 @@ class _RedisRebuild:
     def profiles(self, db: Database, summary: RebuildSummary) -> None:
         """Replace every profile's sets with its counted history, then empty the sets of
         profiles Redis holds that have nothing left to count."""
-        from overture.runtime.redis_ledger import _member, _score, profile_keys
-
         env = self.live.environment
         rebuilt: set[bytes] = set()
         queue = _Queue(self.client, self.batch)
@@ -331,9 +287,11 @@ class _RedisRebuild:
                 responses: list[Any] = []
                 for row in group:
                     _a, _p, unique, kind, offer, categories, channel, at = row
-                    entry = Entry(kind, offer or "", _split(categories), channel or "", at)
+                    entry = Entry(
+                        kind, offer or "", split_categories(categories), channel or "", at
+                    )
                     pairs = presented if kind == "presented" else responses
-                    pairs += (_score(at), _member(unique, entry))
+                    pairs += (score(at), member(unique, entry))
                     summary.entries += 1
                 keys = profile_keys(self.prefix, env, audience, profile_id)
                 rebuilt.add(keys[0].encode())
@@ -389,60 +347,14 @@ class _Queue:
 
 
 def _counted_rows(conn: Connection, live: LivePlan, now: dt.datetime) -> Iterator[tuple[Any, ...]]:
-    """What the profiles' sets hold, streamed in (audience, profile id) order: audience,
-    profile id, unique (tracking code or event id), kind, offer, categories, channel, at."""
-    env = live.environment
-    parts: list[Select[Any]] = []
-    counted: list[Any] = []
-    if live.presented_window is not None:
-        since = now - live.presented_window
-        parts.append(
-            select(
-                P.c.audience,
-                P.c.profile_id,
-                P.c.tracking_code,
-                literal("presented").label("kind"),
-                P.c.offer_code,
-                P.c.categories,
-                P.c.channel,
-                P.c.decided_at,
-            ).where(P.c.environment == env, P.c.profile_id.is_not(None), P.c.decided_at >= since)
-        )
-        counted.append(and_(E.c.kind == "presented", E.c.at >= since))
-    responses = E.c.kind.in_(("accepted", "rejected"))
-    if live.responses_ever:
-        counted.append(responses)
-    elif live.responses_window is not None:
-        counted.append(and_(responses, E.c.at >= now - live.responses_window))
-    if counted:
-        parts.append(
-            select(
-                E.c.audience,
-                E.c.profile_id,
-                E.c.event_id,
-                E.c.kind,
-                E.c.offer_code,
-                E.c.categories,
-                E.c.channel,
-                E.c.at,
-            ).where(
-                E.c.environment == env,
-                E.c.counted.is_(True),
-                E.c.profile_id.is_not(None),
-                E.c.audience.is_not(None),
-                or_(*counted),
-            )
-        )
-    if not parts:
+    """What the profiles' sets hold (counted.py), streamed in (audience, profile id) order:
+    audience, profile id, unique (tracking code or event id), kind, offer, categories,
+    channel, at."""
+    query = every_profile(live.lookback, live.environment, now, ordered=True)
+    if query is None:
         return
-    query = parts[0] if len(parts) == 1 else union_all(*parts)
-    ordered = query.order_by(literal_column("audience"), literal_column("profile_id"))
-    result = conn.execution_options(yield_per=2000).execute(ordered)
+    result = conn.execution_options(yield_per=2000).execute(query)
     yield from cast(Iterator[tuple[Any, ...]], result)
-
-
-def _split(categories: str | None) -> tuple[str, ...]:
-    return tuple(categories.split()) if categories else ()
 
 
 def _glob(text: str) -> str:

@@ -19,12 +19,14 @@ import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
-from overture.runtime.ledger import Claim, ClaimResult, Entry, EventRecord, ProfileHistory
-from overture.runtime.plans import LivePlan
-from overture.runtime.raw import Tx
-from overture.runtime.recorder import Recorder
-from overture.runtime.sql_ledger import SqlLedger, insert_propositions
+from overture.history.deployed import LivePlan
+from overture.history.ledger import Claim, ClaimResult, Entry, EventRecord, ProfileHistory
+from overture.history.recorder import Recorder
+from overture.history.sql_ledger import SqlLedger, insert_propositions
+from overture.history.tables import join_categories, split_categories
+from overture.history.windows import Lookback
 from overture.store import Database
+from overture.store.raw import Tx
 
 _LOAD = """
 local v = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -126,13 +128,22 @@ class RedisLedger(SqlLedger):
         await super().close()
         await self.redis.aclose()
 
-    async def load(self, live: LivePlan, audience: str, profile_id: str) -> ProfileHistory:
+    async def load(
+        self, live: LivePlan, audience: str, profile_id: str, now: dt.datetime | None = None
+    ) -> ProfileHistory:
         self._live[live.environment] = live
-        now = dt.datetime.now(dt.UTC).timestamp()
-        p_from = now - live.presented_window.total_seconds() if live.presented_window else now
+        lookback = live.lookback
+        now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        # The bounds as the scores are made (score(at)), so that an entry exactly at a
+        # window's start is in it, as SQL's `at >= since` has it.
+        presented_since = lookback.presented_since(now)
+        p_from: float | str = score(presented_since) if presented_since is not None else "+inf"
+        responses_since = lookback.responses_since(now)
         r_from: float | str = "-inf"
-        if not live.responses_ever:
-            r_from = now - live.responses_window.total_seconds() if live.responses_window else now
+        if responses_since is not None:
+            r_from = score(responses_since)
+        elif not lookback.counts_responses:
+            r_from = "+inf"
         version, presented, responses = await self._load_script(
             keys=list(self._keys(live.environment, audience, profile_id)), args=[p_from, r_from]
         )
@@ -144,8 +155,7 @@ class RedisLedger(SqlLedger):
         return ProfileHistory.of(int(version), entries)
 
     async def claim(self, claim: Claim) -> ClaimResult:
-        live = self._live.get(claim.environment)
-        window, keep = _retention(live)
+        window, keep = _retention(self._live.get(claim.environment))
         version_key, presented_key, _r = self._keys(
             claim.environment, claim.audience, claim.profile_id or ""
         )
@@ -163,7 +173,7 @@ class RedisLedger(SqlLedger):
             keep,
         ]
         for row, entry in zip(claim.propositions, claim.entries, strict=False):
-            args += [_score(entry.at), _member(row["tracking_code"], entry)]
+            args += [score(entry.at), member(row["tracking_code"], entry)]
         result = cast(
             list[int],
             await self._claim_script(keys=[version_key, presented_key, *inv_keys], args=args),
@@ -178,8 +188,7 @@ class RedisLedger(SqlLedger):
 
     async def record_events(self, environment: str, events: list[EventRecord]) -> list[bool]:
         stored = await super().record_events(environment, events)
-        live = self._live.get(environment)
-        window, keep = _retention(live)
+        window, keep = _retention(self._live.get(environment))
         for record, new in zip(events, stored, strict=True):
             row, entry = record.row, record.entry
             if not new or entry is None or row["profile_id"] is None:
@@ -191,8 +200,8 @@ class RedisLedger(SqlLedger):
             await self._count_script(
                 keys=[version_key, presented_key if presented else responses_key],
                 args=[
-                    _score(entry.at),
-                    _member(row["event_id"], entry),
+                    score(entry.at),
+                    member(row["event_id"], entry),
                     window if presented else keep,
                     keep,
                 ],
@@ -206,27 +215,23 @@ async def _record_propositions(tx: Tx, batches: list[list[dict[str, Any]]]) -> l
 
 
 def _retention(live: LivePlan | None) -> tuple[int, int]:
-    """(seconds of presentations to keep, seconds to keep the rest; 0 = for ever)."""
-    if live is None:
-        return 0, 0
-    window = int(live.presented_window.total_seconds()) if live.presented_window else 0
-    if live.responses_ever:
-        return window, 0
-    responses = int(live.responses_window.total_seconds()) if live.responses_window else 0
-    return window, max(window, responses)
+    """What the sets keep (Lookback.retention); all of it before the first load."""
+    return (live.lookback if live is not None else Lookback()).retention()
 
 
-def _score(at: dt.datetime) -> float:
+def score(at: dt.datetime) -> float:
+    """An entry's score in a sorted set: its time (naive UTC) in seconds since the epoch."""
     return at.replace(tzinfo=dt.UTC).timestamp()
 
 
-def _member(unique: str, entry: Entry) -> str:
+def member(unique: str, entry: Entry) -> str:
+    """An entry as a set's member: unique by its tracking code or event id."""
     return "|".join(
-        (unique, entry.event, entry.offer_code, entry.channel, " ".join(entry.categories))
+        (unique, entry.event, entry.offer_code, entry.channel, join_categories(entry.categories))
     )
 
 
-def _entry(member: bytes, score: bytes) -> Entry:
-    _unique, event, offer, channel, categories = member.decode().split("|", 4)
-    at = dt.datetime.fromtimestamp(float(score), dt.UTC).replace(tzinfo=None)
-    return Entry(event, offer, tuple(categories.split()), channel, at)
+def _entry(item: bytes, at_score: bytes) -> Entry:
+    _unique, event, offer, channel, categories = item.decode().split("|", 4)
+    at = dt.datetime.fromtimestamp(float(at_score), dt.UTC).replace(tzinfo=None)
+    return Entry(event, offer, split_categories(categories), channel, at)

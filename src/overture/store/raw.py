@@ -1,4 +1,5 @@
 """The runtime's hot reads and writes, through the database driver on the event loop.
+(The history's ledgers and recorder, and the runtime's profile lookups, use it.)
 
 A decision for a profile not seen lately reads its profile row and its counted history (a
 few small indexed SELECTs), and every decision's claim and propositions are written. Through
@@ -34,8 +35,20 @@ Row = tuple[Any, ...]
 
 def _sqlite_time(value: dt.datetime) -> str:
     """SQLAlchemy stores a DateTime in SQLite as text, "YYYY-MM-DD HH:MM:SS.ffffff" (always
-    with microseconds), compared as text; isoformat writes it twice as fast as strftime."""
+    with microseconds), compared as text; isoformat writes it twice as fast as strftime.
+    (sqlite3's own adapter leaves out a zero microsecond, which would compare wrong.)"""
     return value.isoformat(" ", "microseconds")
+
+
+def for_driver(sql: str, sqlite: bool) -> str:
+    """SQL written with `?` placeholders (sqlite3's), as the database's driver takes it
+    (psycopg: `%s`)."""
+    return sql if sqlite else sql.replace("?", "%s")
+
+
+def driver_time(value: dt.datetime, sqlite: bool) -> Any:
+    """A time as a driver parameter compared with or stored in a DateTime column."""
+    return _sqlite_time(value) if sqlite else value
 
 
 def conninfo(db: Database) -> str:
@@ -70,7 +83,7 @@ class Reader:
         conn = await self._acquire()
         try:
             async with conn.cursor() as cursor:
-                await cursor.execute(sql.replace("?", "%s"), params)
+                await cursor.execute(for_driver(sql, False), params)
                 rows: list[Row] = await cursor.fetchall()
                 return rows
         except BaseException:
@@ -142,7 +155,7 @@ class Tx:
         self._cursor = cursor
 
     def _sql(self, sql: str) -> str:
-        return sql if self.sqlite else sql.replace("?", "%s")
+        return for_driver(sql, self.sqlite)
 
     async def execute(self, sql: str, params: Row = ()) -> int:
         """Run one statement; the number of rows it changed."""
