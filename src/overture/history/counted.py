@@ -245,9 +245,7 @@ def profile_query(lookback: Lookback, dialect: str) -> ProfileQuery:
         )
     statement = union_all(*parts)
     chosen = (
-        sqlite.dialect()
-        if dialect == "sqlite"
-        else postgresql.dialect(paramstyle="qmark")  # type: ignore[no-untyped-call]
+        sqlite.dialect() if dialect == "sqlite" else postgresql.dialect(paramstyle="qmark")  # type: ignore[no-untyped-call]
     )
     compiled = statement.compile(dialect=chosen)
     return ProfileQuery(str(compiled), tuple(compiled.positiontup or ()), lookback)

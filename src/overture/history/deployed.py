@@ -58,7 +58,16 @@ _DEFAULT_EVENTS = ChannelEvents()
 
 
 def compile_live(environment: str, deployment: Deployment) -> LivePlan:
+    """A stored deployment, compiled."""
     catalog = Catalog.model_validate(codec.load(deployment.snapshot))
+    return live_plan(environment, catalog, deployment.number, deployment.content_hash)
+
+
+def live_plan(
+    environment: str, catalog: Catalog, number: int = 1, content_hash: str = ""
+) -> LivePlan:
+    """A validated catalog as deployment `number` of `environment` (tests and tools use it
+    without storing a deployment)."""
     plan = build_plan(catalog, validated=True)
     offer_categories: dict[str, tuple[str, ...]] = {}
     offer_channels: dict[str, set[str]] = {}
@@ -69,8 +78,8 @@ def compile_live(environment: str, deployment: Deployment) -> LivePlan:
                 offer_channels.setdefault(cand.offer.code, set()).add(placement.channel)
     return LivePlan(
         environment=environment,
-        deployment=deployment.number,
-        content_hash=deployment.content_hash,
+        deployment=number,
+        content_hash=content_hash,
         plan=plan,
         loaded_at=dt.datetime.now(dt.UTC),
         inventory=inventory_rules(plan),

@@ -131,12 +131,14 @@ def rebuild_counters(
     redis_prefix: str = "overture",
     batch: int = 500,
     now: dt.datetime | None = None,
+    live: LivePlan | None = None,
 ) -> RebuildSummary:
     """Recompute `environment`'s counters from its history (see the module's docstring).
-    `now` (naive UTC) is when windows end; `batch` profiles go to Redis per round trip."""
+    `now` (naive UTC) is when windows end; `batch` profiles go to Redis per round trip;
+    `live` is the deployment whose policies count (default: the environment's current)."""
     started = time.perf_counter()
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    live = load_live(db, environment)
+    live = live or load_live(db, environment)
     summary = RebuildSummary(environment, live.deployment, redis=redis_url is not None)
     if redis_url is None:
         _rebuild_table(db, live, summary)

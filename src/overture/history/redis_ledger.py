@@ -9,8 +9,10 @@ runs atomically: compare the version, check every inventory, then add and increm
 change nothing. So every node sharing the Redis sees one exact count.
 
 The history is still written to the database (the record, and what `overture counters
-rebuild` reloads Redis from): propositions after their claim succeeded, events before
-they are counted. A crash between the two leaves Redis short of a count, never over.
+rebuild` reloads Redis from): propositions after their claim succeeded (when the database
+refuses them, the claim's counts are taken back and the caller told), events before they
+are counted. A process killed between the two leaves Redis over by that claim's count
+(caps err on the safe side) until the next rebuild.
 """
 
 from __future__ import annotations
@@ -70,6 +72,14 @@ if keep > 0 then redis.call('EXPIRE', KEYS[1], keep) end
 return {v}
 """
 
+# A claim whose propositions the database refused: undo its counts.
+# KEYS: presented set, inventory keys...; ARGV: the members the claim added
+_UNCLAIM = """
+if #ARGV > 0 then redis.call('ZREM', KEYS[1], unpack(ARGV)) end
+for i = 2, #KEYS do redis.call('DECR', KEYS[i]) end
+return 0
+"""
+
 # KEYS: version, set; ARGV: score, member, ttl of the set (0 = keep), retention
 _COUNT = """
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
@@ -115,6 +125,7 @@ class RedisLedger(SqlLedger):
         self.prefix = prefix
         self._load_script = self.redis.register_script(_LOAD)
         self._claim_script = self.redis.register_script(_CLAIM)
+        self._unclaim_script = self.redis.register_script(_UNCLAIM)
         self._count_script = self.redis.register_script(_COUNT)
         self._live: dict[str, LivePlan] = {}  # retention per environment, as last seen
 
@@ -172,8 +183,12 @@ class RedisLedger(SqlLedger):
             window,
             keep,
         ]
-        for row, entry in zip(claim.propositions, claim.entries, strict=False):
-            args += [score(entry.at), member(row["tracking_code"], entry)]
+        members = [
+            member(row["tracking_code"], entry)
+            for row, entry in zip(claim.propositions, claim.entries, strict=False)
+        ]
+        for entry, added in zip(claim.entries, members, strict=False):
+            args += [score(entry.at), added]
         result = cast(
             list[int],
             await self._claim_script(keys=[version_key, presented_key, *inv_keys], args=args),
@@ -183,7 +198,13 @@ class RedisLedger(SqlLedger):
         if result[0] == -2:
             inv = claim.inventory[result[1] - 1]
             return ClaimResult(False, exhausted=[(inv.offer_code, inv.period, int(result[2]))])
-        await self.recorder.submit(_record_propositions, claim.propositions)
+        try:
+            await self.recorder.submit(_record_propositions, claim.propositions)
+        except BaseException:
+            # Not recorded, so not counted: take back what the script added (the version
+            # stays raised: a node that read meanwhile reads again, which is harmless).
+            await self._unclaim_script(keys=[presented_key, *inv_keys], args=members)
+            raise
         return ClaimResult(True, version=int(result[0]) if claim.expected is not None else None)
 
     async def record_events(self, environment: str, events: list[EventRecord]) -> list[bool]:
