@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy import select
 
 from overture.catalog import load_catalog
 from overture.demo import CATALOG_PATH
-from overture.design import transfer
-from overture.design.catalog import assemble
+from overture.design import offers, transfer
+from overture.design.catalog import ANY_VERSION, assemble
 from overture.design.errors import Invalid
 from overture.store import Database
 from overture.store.models import AuditEntry
-from tests.design.helpers import ADMIN, demo_files
+from tests.design.helpers import ADMIN, APPROVER, MANAGER, demo_files
 
 
 def test_import_export_import_is_an_exact_round_trip(database: Database, tmp_path: object) -> None:
@@ -74,3 +76,59 @@ def test_an_invalid_catalog_imports_nothing(database: Database) -> None:
     assert "unknown profile field 'agee'" in error["message"]
     with database.session() as s:
         assert assemble(s).offers == []
+
+
+def test_an_import_revises_offers_as_an_edit_does(database: Database, tmp_path: Path) -> None:
+    """The same change to offers in each status, made by importing the catalog in one
+    database and by editing each offer in another, leaves the same revisions: a draft,
+    pending or rejected revision changes in place (rejected becomes a draft again), an
+    approved one stays and a new pending revision holds the change."""
+    statuses = {"APP-DOWNLOAD": "draft", "MTG-GREEN": "pending", "INS-TRAVEL": "approved"}
+    statuses["CC-CASHBACK"] = "rejected"
+    edited = Database(str(tmp_path / "edited.db"))
+    edited.upgrade()
+    try:
+        for db in (database, edited):
+            with db.session() as s:
+                transfer.import_catalog(s, ADMIN, demo_files())
+                for code, status in statuses.items():
+                    if status != "draft":
+                        offers.submit(s, MANAGER, code, ANY_VERSION)
+                    if status == "approved":
+                        offers.approve(s, APPROVER, code, ANY_VERSION)
+                    elif status == "rejected":
+                        offers.reject(s, APPROVER, code, ANY_VERSION, "not yet")
+        with database.session() as s:
+            catalog = assemble(s)
+            changed = [
+                o.model_copy(update={"name": o.name + " (new)"}) if o.code in statuses else o
+                for o in catalog.offers
+            ]
+            files = transfer.catalog_files(catalog.model_copy(update={"offers": changed}))
+            summary = transfer.import_catalog(s, MANAGER, files)
+        assert sorted(summary["offers"]["changed"]) == sorted(statuses)
+        with edited.session() as s:
+            for offer in changed:
+                if offer.code in statuses:
+                    offers.update_offer(s, MANAGER, offer.code, offer, ANY_VERSION)
+
+        def revisions(db: Database) -> dict[str, list[tuple[int, str, bool, bool, str]]]:
+            with db.session() as s:
+                return {
+                    code: [
+                        (r["revision"], r["status"], r["approved"], r["head"], r["spec"]["name"])
+                        for r in offers.revisions(s, code)
+                    ]
+                    for code in statuses
+                }
+
+        imported = revisions(database)
+        assert imported == revisions(edited)
+        assert [r[:4] for r in imported["INS-TRAVEL"]] == [
+            (1, "approved", True, False),
+            (2, "pending", False, True),
+        ]
+        assert [r[:2] for r in imported["CC-CASHBACK"]] == [(1, "draft")]
+        assert [r[:2] for r in imported["MTG-GREEN"]] == [(1, "pending")]
+    finally:
+        edited.dispose()

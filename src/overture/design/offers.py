@@ -132,22 +132,7 @@ def create_offer(session: Session, actor: Actor, spec: Offer) -> Stored[Offer]:
         session, lambda d: d.sections["offers"].__setitem__(spec.code, data), ("offers", spec.code)
     )
     position = int(session.scalar(select(func.coalesce(func.max(OfferRow.position), -1))) or 0) + 1
-    row = OfferRow(
-        code=spec.code,
-        position=position,
-        category=spec.category,
-        created_by=actor.name,
-        updated_by=actor.name,
-    )
-    session.add(row)
-    flush_or_taken(session, f"offer {spec.code!r}")
-    revision = OfferRevision(
-        offer_id=row.id, number=1, body=codec.encode(spec), status="draft", created_by=actor.name
-    )
-    session.add(revision)
-    session.flush()
-    row.head_revision_id = revision.id
-    session.flush()
+    row = add_offer(session, actor, spec, position)
     session.refresh(row)
     audit.record(session, actor.name, "offers.create", "offers", spec.code, after=data)
     return _stored(row, warnings)
@@ -173,6 +158,42 @@ def update_offer(
     warnings = check_change(
         session, lambda d: d.sections["offers"].__setitem__(code, data), ("offers", code)
     )
+    revise(session, actor, row, spec)
+    session.refresh(row)
+    audit.record(session, actor.name, "offers.update", "offers", code, before=before, after=data)
+    return _stored(row, warnings)
+
+
+def add_offer(session: Session, actor: Actor, spec: Offer, position: int) -> OfferRow:
+    """A new offer: its row and revision 1, a draft (what creating one and importing one
+    both do; the caller validated the catalog and audits)."""
+    row = OfferRow(
+        code=spec.code,
+        position=position,
+        category=spec.category,
+        created_by=actor.name,
+        updated_by=actor.name,
+    )
+    session.add(row)
+    flush_or_taken(session, f"offer {spec.code!r}")
+    revision = OfferRevision(
+        offer_id=row.id, number=1, body=codec.encode(spec), status="draft", created_by=actor.name
+    )
+    session.add(revision)
+    session.flush()
+    row.head_revision_id = revision.id
+    session.flush()
+    return row
+
+
+def revise(session: Session, actor: Actor, row: OfferRow, spec: Offer) -> None:
+    """Give an offer a new body, as the workflow says (the module's docstring): a draft, a
+    pending or a rejected revision changes in place (a rejected one becomes a draft again);
+    an approved one stays what deployments take, and a new pending revision holds the
+    change. A concurrent writer that got there first makes this one Stale (what editing
+    one and importing a catalog both do; the caller validated the catalog and audits)."""
+    head = row.head
+    assert head is not None
     if head.status == "approved":  # a new revision, pending; the approved one stays
         head = OfferRevision(
             offer_id=row.id,
@@ -184,17 +205,14 @@ def update_offer(
             submitted_at=utcnow(),
         )
         session.add(head)
-        flush_or_stale(session, f"offer {code!r}")  # another editor's revision n+1 came first
+        flush_or_stale(session, f"offer {row.code!r}")  # another editor's revision n+1 came first
         row.head_revision_id = head.id
     else:
         head.body = codec.encode(spec)
         if head.status == "rejected":
             head.status = "draft"
     _touch(row, actor, spec.category)
-    flush_or_stale(session, f"offer {code!r}")
-    session.refresh(row)
-    audit.record(session, actor.name, "offers.update", "offers", code, before=before, after=data)
-    return _stored(row, warnings)
+    flush_or_stale(session, f"offer {row.code!r}")
 
 
 def delete_offer(session: Session, actor: Actor, code: str, version: int | None) -> None:
@@ -203,11 +221,17 @@ def delete_offer(session: Session, actor: Actor, code: str, version: int | None)
     expect_version(row.version, version, f"offer {code!r}")
     before = codec.load(row.head.body) if row.head else None
     check_change(session, lambda d: d.sections["offers"].pop(code))
+    remove_offer(session, row)
+    audit.record(session, actor.name, "offers.delete", "offers", code, before=before)
+
+
+def remove_offer(session: Session, row: OfferRow) -> None:
+    """Delete an offer and its revisions (what deleting one and importing a catalog
+    without it both do); a concurrent writer that got there first makes this one Stale."""
     for revision in session.scalars(select(OfferRevision).where(OfferRevision.offer_id == row.id)):
         session.delete(revision)
     session.delete(row)
-    flush_or_stale(session, f"offer {code!r}")
-    audit.record(session, actor.name, "offers.delete", "offers", code, before=before)
+    flush_or_stale(session, f"offer {row.code!r}")
 
 
 def _touch(row: OfferRow, actor: Actor, category: str | None = None) -> None:

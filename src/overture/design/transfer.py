@@ -20,16 +20,16 @@ from sqlalchemy.orm import Session
 
 from overture.catalog import codec
 from overture.catalog.loader import Source, read_text
-from overture.catalog.model import Catalog
+from overture.catalog.model import Catalog, Offer
 from overture.catalog.validate import validate_source
 from overture.design import audit
 from overture.design.catalog import SECTIONS, Actor, assemble, lock_catalog
 from overture.design.errors import Invalid
 from overture.design.kinds import BY_SECTION, CatalogSettings
+from overture.design.offers import add_offer, remove_offer, revise
 from overture.store.models import (
     CATALOG_TABLES,
     CatalogSettingsRow,
-    OfferRevision,
     OfferRow,
     utcnow,
 )
@@ -210,7 +210,8 @@ def _import_named(
     return changes
 
 
-def _import_offers(session: Session, actor: Actor, offers: list[Any]) -> dict[str, list[str]]:
+def _import_offers(session: Session, actor: Actor, offers: list[Offer]) -> dict[str, list[str]]:
+    """Offers follow the workflow as edits do (offers.add_offer, offers.revise)."""
     rows = {r.code: r for r in session.scalars(select(OfferRow))}
     changes: dict[str, list[str]] = {"added": [], "changed": [], "removed": []}
     wanted = set()
@@ -219,21 +220,7 @@ def _import_offers(session: Session, actor: Actor, offers: list[Any]) -> dict[st
         body = codec.encode(offer)
         row = rows.get(offer.code)
         if row is None:
-            row = OfferRow(
-                code=offer.code,
-                position=position,
-                category=offer.category,
-                created_by=actor.name,
-                updated_by=actor.name,
-            )
-            session.add(row)
-            session.flush()
-            revision = OfferRevision(
-                offer_id=row.id, number=1, body=body, status="draft", created_by=actor.name
-            )
-            session.add(revision)
-            session.flush()
-            row.head_revision_id = revision.id
+            add_offer(session, actor, offer, position)
             changes["added"].append(offer.code)
             audit.record(
                 session, actor.name, "offers.create", "offers", offer.code, after=codec.load(body)
@@ -241,8 +228,7 @@ def _import_offers(session: Session, actor: Actor, offers: list[Any]) -> dict[st
             continue
         head = row.head
         assert head is not None
-        changed = head.body != body
-        if changed:
+        if head.body != body:
             changes["changed"].append(offer.code)
             audit.record(
                 session,
@@ -253,23 +239,9 @@ def _import_offers(session: Session, actor: Actor, offers: list[Any]) -> dict[st
                 before=codec.load(head.body),
                 after=codec.load(body),
             )
-            if head.status == "approved":
-                revision = OfferRevision(
-                    offer_id=row.id,
-                    number=head.number + 1,
-                    body=body,
-                    status="pending",
-                    created_by=actor.name,
-                    submitted_by=actor.name,
-                    submitted_at=utcnow(),
-                )
-                session.add(revision)
-                session.flush()
-                row.head_revision_id = revision.id
-            else:
-                head.body = body
-                head.status = "draft" if head.status == "rejected" else head.status
-        if changed or row.position != position or row.category != offer.category:
+            row.position = position
+            revise(session, actor, row, offer)
+        elif row.position != position or row.category != offer.category:
             row.position, row.category = position, offer.category
             row.updated_by, row.updated_at = actor.name, utcnow()
     for code, row in rows.items():
@@ -282,10 +254,6 @@ def _import_offers(session: Session, actor: Actor, offers: list[Any]) -> dict[st
                 code,
                 before=codec.load(row.head.body) if row.head else None,
             )
-            for revision in session.scalars(
-                select(OfferRevision).where(OfferRevision.offer_id == row.id)
-            ):
-                session.delete(revision)
-            session.delete(row)
+            remove_offer(session, row)
             changes["removed"].append(code)
     return changes
