@@ -227,3 +227,21 @@ def test_if_match_star_changes_whatever_version_is_current(demo: Api) -> None:
         "PUT", "/v1/design/channels/web", json=body, headers={"If-Match": channel.headers["etag"]}
     )
     assert stale.status_code == 409
+
+
+def test_a_design_application_without_the_batch_module_says_it_cannot_simulate(
+    api: Api, database: Database
+) -> None:
+    """Simulations are the batch module's, which overture.server hands to the design API;
+    the design application alone answers 501, saying where simulations run."""
+    from fastapi.testclient import TestClient
+
+    from overture.design.app import create_app
+
+    alone = TestClient(create_app(database), raise_server_exceptions=False)
+    body = {"placement": "web_home_hero"}
+    path = "/v1/design/environments/staging/simulations"
+    answer = alone.post(path, json=body, headers=api.as_("delivery_manager"))
+    assert answer.status_code == 501 and answer.headers["content-type"] == PROBLEM
+    assert "overture serve" in answer.json()["detail"]
+    assert alone.post(path, json=body, headers=api.as_("viewer")).status_code == 403
