@@ -71,6 +71,41 @@ def test_recorded_propositions_count_in_real_time(demo: Deployed, population: st
             assert given[customer] not in offers, (customer, given[customer], body)
 
 
+def test_a_batch_at_a_whole_second_counts_to_the_end_of_the_window(
+    demo: Deployed,  # noqa: F811
+    population: str,
+) -> None:
+    """A batch decided at 12:00:00 exactly is read, a week later to the microsecond, by the
+    runtime's and the batch's reads of the history alike (its time is stored as every
+    writer stores one)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from overture.history.counted import every_profile
+    from overture.history.recorder import Recorder
+    from overture.history.sql_ledger import SqlLedger
+
+    live = load_live(demo.db, "staging")
+    at = dt.datetime(2030, 1, 7, 12)
+    spec = BatchSpec(placement="web_home_hero", n=1, population=population, now=at)
+    result = run_batch(spec, live.plan, live=live, db=demo.db)
+    assert live.lookback.presented == dt.timedelta(days=30)  # the demo's longest cap
+    end = at + dt.timedelta(days=30)  # the window's first instant is the batch's
+    query = every_profile(live.lookback, "staging", end, audience="customer")
+    assert query is not None
+    with demo.db.engine.connect() as conn:
+        assert len(conn.execute(query).all()) == result.recorded
+    someone = result.allocation.rows()[0][0]
+
+    async def read() -> int:
+        ledger = SqlLedger(demo.db, Recorder(demo.db), ThreadPoolExecutor(1))
+        history = await ledger.load(live, "customer", someone, end)
+        await ledger.close()
+        return len(history.items)
+
+    assert asyncio.run(read()) == 1
+
+
 def test_a_batch_never_overspends_an_inventory(demo: Deployed, population: str) -> None:  # noqa: F811
     """20 Platinum cards left today: the batch gives at most 20, and the counter ends at
     exactly what was given on top of what was used."""

@@ -6,9 +6,8 @@ The history (propositions and events) is the record; the counters are derived fr
 - `inventory_counters` (database): for each inventory policy of the environment's current
   deployment, the propositions of its offer in the placements it covers, per UTC day for
   daily limits and in total for lifetime ones. The environment's rows are replaced.
-- With Redis (`RedisLedger`): every profile's presented set (its propositions and
-  untracked presentations within the longest capping window) and responses set (accepted
-  and rejected events within the longest suppression period, or all of them), each
+- With Redis (`RedisLedger`): every profile's presented set and responses set, loaded with
+  its counted history (counted.every_profile: the same definition the ledgers read), each
   profile's version, and the inventory keys (a day's key expires two days after its last
   proposition, as the nodes' increments make it).
 
