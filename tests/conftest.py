@@ -2,25 +2,55 @@
 
 Hypothesis profiles: `default` keeps the suite fast; `HYPOTHESIS_PROFILE=deep` runs far
 more examples when hunting for disagreements between the engines.
+
+PostgreSQL and Redis: see tests/integration.py (the usual local URLs are tried when the
+variables are not set).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 from overture.store import Database
-from tests.integration import postgres_schema
+from tests.integration import UNAVAILABLE, find_local_services, postgres_schema
 
 settings.register_profile("default", deadline=None)
 settings.register_profile(
     "deep", deadline=None, max_examples=3000, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Before collection: some test modules read the variables when imported. (Under
+    # pytest-xdist the workers inherit what the main process found.)
+    find_local_services()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return [
+        f"{variable}: {os.environ.get(variable) or UNAVAILABLE.get(variable, 'not set')}"
+        for variable in ("OVERTURE_TEST_POSTGRES_URL", "OVERTURE_TEST_REDIS_URL")
+    ]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A test that skips with its own "set OVERTURE_TEST_..." says instead what was tried."""
+    report: pytest.TestReport = yield
+    if report.skipped and isinstance(report.longrepr, tuple):
+        path, line, reason = report.longrepr
+        for variable, why in UNAVAILABLE.items():
+            if variable in reason:
+                report.longrepr = (path, line, f"Skipped: {why}")
+    return report
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
