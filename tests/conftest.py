@@ -17,7 +17,14 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from overture.store import Database
-from tests.integration import UNAVAILABLE, find_local_services, postgres_schema
+from tests.databases import (
+    Recording,
+    migrated_postgresql,
+    migrated_sqlite,
+    postgresql_copy,
+    sqlite_copy,
+)
+from tests.integration import UNAVAILABLE, find_local_services
 
 settings.register_profile("default", deadline=None)
 settings.register_profile(
@@ -53,21 +60,31 @@ def pytest_runtest_makereport(
     return report
 
 
+@pytest.fixture(scope="session")
+def _migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return migrated_sqlite(tmp_path_factory.mktemp("migrated"))
+
+
+@pytest.fixture(scope="session")
+def _migrated_postgresql() -> Recording:
+    return migrated_postgresql()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     """A migrated database: SQLite always, PostgreSQL when OVERTURE_TEST_POSTGRES_URL is set
-    (in a schema of its own, dropped afterwards)."""
+    (in a schema of its own, dropped afterwards).
+
+    A copy of one migrated once per session (see tests/databases.py): migrating took most
+    of many tests' time. tests/store/conftest.py gives the migration tests a database
+    migrated for each test."""
     if request.param == "sqlite":
-        db = Database(str(tmp_path / "overture.db"))
-        db.upgrade()
-        yield db
-        db.dispose()
-        return
-    with postgres_schema() as url:
-        db = Database(url)
-        db.upgrade()
-        yield db
-        db.dispose()
+        template = request.getfixturevalue("_migrated_sqlite")
+        with sqlite_copy(template, tmp_path) as db:
+            yield db
+    else:
+        with postgresql_copy(request.getfixturevalue("_migrated_postgresql")) as db:
+            yield db
 
 
 @pytest.fixture(autouse=True, scope="session")
