@@ -46,6 +46,21 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     ]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each test its own id. Schemathesis names a generated test after its operation
+    (`test_no_server_errors[GET /v1/design/offers]`), but on pytest 9 all of a function's
+    share the function's id; pytest-xdist tells tests apart by id (so do --durations, -k
+    and --lf): it would run one test per function."""
+    for item in items:
+        if item.nodeid.endswith(f"::{item.name}"):
+            continue
+        nodeid = f"{item.nodeid.rsplit('::', 1)[0]}::{item.name}"
+        if hasattr(item, "_id"):  # pytest 9: a structured id
+            item._id = type(item._id).parse(nodeid)
+        else:
+            item._nodeid = nodeid  # type: ignore[attr-defined, unused-ignore]  # pytest 8
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
