@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, settings
 from overture.store import Database
 from tests.databases import (
     Recording,
+    Snapshots,
     migrated_postgresql,
     migrated_sqlite,
     postgresql_copy,
@@ -83,6 +84,12 @@ def _migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def _migrated_postgresql() -> Recording:
     return migrated_postgresql()
+
+
+@pytest.fixture(scope="session")
+def snapshots(tmp_path_factory: pytest.TempPathFactory) -> Snapshots:
+    """Database states made once and copied into each test's database (tests/databases.py)."""
+    return Snapshots(tmp_path_factory.mktemp("snapshots"))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
