@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
@@ -57,6 +58,8 @@ def _app(db: Database) -> Any:
         transfer.import_catalog(s, Actor("setup"), demo_files())
     return create_app(db)
 
+
+pytestmark = pytest.mark.slow
 
 APP = _app(_sqlite())
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
