@@ -10,6 +10,7 @@ variables are not set).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
@@ -47,11 +48,31 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     ]
 
 
+_SLOW_MODULE = re.compile(r"^pytestmark = .*\bpytest\.mark\.slow\b", re.MULTILINE)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Under `-m "not slow"` (make check), a module marked slow as a whole has nothing to run:
+    it is not even imported (the schemathesis ones build their apps and tests on import)."""
+    if (
+        collection_path.suffix == ".py"
+        and collection_path.name.startswith("test_")
+        and config.getoption("markexpr", "").replace(" ", "") == "notslow"
+        and _SLOW_MODULE.search(collection_path.read_text())
+    ):
+        return True
+    return None
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Each test its own id. Schemathesis names a generated test after its operation
-    (`test_no_server_errors[GET /v1/design/offers]`), but on pytest 9 all of a function's
-    share the function's id; pytest-xdist tells tests apart by id (so do --durations, -k
-    and --lf): it would run one test per function."""
+    """Tests in an xdist_group first; each test its own id.
+
+    Schemathesis names a generated test after its operation (`test_no_server_errors[GET
+    /v1/design/offers]`), but on pytest 9 all of a function's share the function's id;
+    pytest-xdist tells tests apart by id (so do --durations, -k and --lf): it would run one
+    test per function."""
+    # A group runs in one worker (Spark's: minutes of one JVM): first, so it does not end last.
+    items.sort(key=lambda item: item.get_closest_marker("xdist_group") is None)
     for item in items:
         if item.nodeid.endswith(f"::{item.name}"):
             continue
