@@ -64,19 +64,26 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     return None
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests in an xdist_group first; each test its own id.
+@pytest.hookimpl(trylast=True)  # after pytest-xdist's
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Each test its own id, and its xdist_group in it.
 
     Schemathesis names a generated test after its operation (`test_no_server_errors[GET
     /v1/design/offers]`), but on pytest 9 all of a function's share the function's id;
     pytest-xdist tells tests apart by id (so do --durations, -k and --lf): it would run one
-    test per function."""
-    # A group runs in one worker (Spark's: minutes of one JVM): first, so it does not end last.
-    items.sort(key=lambda item: item.get_closest_marker("xdist_group") is None)
+    test per function. And pytest-xdist (3.8) puts a test's xdist_group in its id (`...@spark`,
+    how --dist loadgroup finds the group) where pytest 9 no longer reads it: each Spark
+    test went to any worker, starting a JVM in each."""
+    loadgroup = bool(getattr(config.option, "loadgroup", False))  # set in xdist workers
     for item in items:
-        if item.nodeid.endswith(f"::{item.name}"):
+        nodeid = item.nodeid
+        if not nodeid.endswith(f"::{item.name}") and "@" not in nodeid:
+            nodeid = f"{nodeid.rsplit('::', 1)[0]}::{item.name}"
+        groups = sorted({str(m.args[0]) for m in item.iter_markers("xdist_group") if m.args})
+        if loadgroup and groups and "@" not in nodeid:
+            nodeid += f"@{'_'.join(groups)}"
+        if nodeid == item.nodeid:
             continue
-        nodeid = f"{item.nodeid.rsplit('::', 1)[0]}::{item.name}"
         if hasattr(item, "_id"):  # pytest 9: a structured id
             item._id = type(item._id).parse(nodeid)
         else:
