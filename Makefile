@@ -1,16 +1,24 @@
 # The two commands of the quick start, and a few more for developers.
 #   make demo    set up .venv, decide on the demo catalog, then serve the design API on it
 #                (SQLite in demo-out/overture.db; Ctrl-C stops it; PORT=8001 to move it)
-#   make test    lint, type-check and run the whole test suite (what CI runs)
+#   make test    lint, type-check and run the whole test suite (what CI runs), on every core,
+#                printing the 30 slowest tests; PostgreSQL and Redis are found on their usual
+#                local ports (or OVERTURE_TEST_POSTGRES_URL / OVERTURE_TEST_REDIS_URL)
+#   make check   while editing: lint, type-check and the tests not marked slow (under 2 min)
 #   make bench   the rule and engine benchmarks (figures against a baseline measured in the same run)
+# WORKERS=0 runs the tests in one process (pytest-xdist's -n); PYTEST_ARGS adds options.
 
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 DEMO_DIR ?= demo-out
 PORT ?= 8000
+WORKERS ?= auto
+PYTEST_ARGS ?=
+# --dist loadgroup: tests marked xdist_group share a worker (Spark's: one JVM)
+PYTEST := $(BIN)/pytest -n $(WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test check lint bench clean
 
 $(BIN)/overture: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +39,10 @@ lint: $(BIN)/overture
 	$(BIN)/mypy
 
 test: lint
-	$(BIN)/pytest
+	$(PYTEST) --durations=30
+
+check: lint
+	$(PYTEST) -m "not slow" --durations=10
 
 bench: $(BIN)/overture
 	$(BIN)/python -m benchmarks.rules

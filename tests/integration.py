@@ -1,7 +1,13 @@
-"""Access to the real services integration tests use (their URLs are set by .ci/run).
+"""Access to the real services integration tests use.
 
-A test that needs PostgreSQL asks for `postgres_url()`; without OVERTURE_TEST_POSTGRES_URL
-it is skipped, saying which variable to set.
+Their URLs come from OVERTURE_TEST_POSTGRES_URL and OVERTURE_TEST_REDIS_URL (.ci/run sets
+them); when a variable is not set at all, tests/conftest.py tries the usual local URL
+(`LOCAL`) and sets it if the service answers there, so `make test` on a machine where
+PostgreSQL and Redis run on their usual ports runs what CI runs. An empty variable turns
+the service's tests off.
+
+A test that needs PostgreSQL asks for `postgres_url()`; without it it is skipped, saying
+which variable to set and which URL was tried.
 """
 
 from __future__ import annotations
@@ -9,18 +15,72 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
 
+POSTGRES = "OVERTURE_TEST_POSTGRES_URL"
+REDIS = "OVERTURE_TEST_REDIS_URL"
+LOCAL = {
+    POSTGRES: "postgresql://postgres@127.0.0.1:5432/test",
+    REDIS: "redis://127.0.0.1:6379/0",
+}
+# why a service is not used, by variable (filled by find_local_services)
+UNAVAILABLE: dict[str, str] = {}
+
+
+def _postgres_answers(url: str) -> None:
+    with psycopg.connect(url, connect_timeout=2) as conn:
+        conn.execute("SELECT 1")
+
+
+def _redis_answers(url: str) -> None:
+    import redis
+
+    with redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2) as client:
+        client.ping()
+
+
+def find_local_services() -> None:
+    """For each service variable that is not set: try the usual local URL (a short time-out)
+    and set the variable if the service answers; otherwise remember why, for the skips."""
+    probes: dict[str, tuple[str, Callable[[str], None]]] = {
+        POSTGRES: ("PostgreSQL", _postgres_answers),
+        REDIS: ("Redis", _redis_answers),
+    }
+    for variable, (name, answers) in probes.items():
+        if variable in os.environ:
+            if not os.environ[variable]:
+                UNAVAILABLE[variable] = f"{variable} is empty: the {name} tests are turned off"
+            continue
+        url = LOCAL[variable]
+        try:
+            answers(url)
+        except Exception as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            UNAVAILABLE[variable] = (
+                f"{variable} is not set and {name} did not answer at {url} ({reason}): "
+                f"start it there, or set {variable} (.ci/run sets it)"
+            )
+        else:
+            os.environ[variable] = url
+
+
+def skip_reason(variable: str, default: str) -> str:
+    """Why the tests of `variable`'s service are skipped: what was tried, or `default`."""
+    return UNAVAILABLE.get(variable, default)
+
 
 def postgres_url() -> str:
-    url = os.environ.get("OVERTURE_TEST_POSTGRES_URL")
+    url = os.environ.get(POSTGRES)
     if not url:
         pytest.skip(
-            "set OVERTURE_TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1:5432/test) "
-            "to run the PostgreSQL tests; .ci/run sets it"
+            skip_reason(
+                POSTGRES,
+                f"set {POSTGRES} (e.g. {LOCAL[POSTGRES]}) to run the PostgreSQL tests; "
+                ".ci/run sets it",
+            )
         )
     return url
 
@@ -41,10 +101,12 @@ def postgres_schema() -> Iterator[str]:
 
 
 def redis_url() -> str:
-    url = os.environ.get("OVERTURE_TEST_REDIS_URL")
+    url = os.environ.get(REDIS)
     if not url:
         pytest.skip(
-            "set OVERTURE_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379/0) to run the Redis "
-            "tests; .ci/run sets it"
+            skip_reason(
+                REDIS,
+                f"set {REDIS} (e.g. {LOCAL[REDIS]}) to run the Redis tests; .ci/run sets it",
+            )
         )
     return url

@@ -45,6 +45,7 @@ METHODS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("method", "prefix"), METHODS)
 @pytest.mark.parametrize(("placement", "count"), PLACEMENTS)
 def test_batch_allocation_equals_the_engine(
@@ -70,6 +71,7 @@ def test_batch_allocation_equals_the_engine(
         assert beyond > 0, "the tail was never needed: the test does not test it"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("placement", "count"), PLACEMENTS)
 def test_both_methods_choose_alike(world: Setup, placement: str, count: int | None) -> None:
     """Same propositions, same rounds, same inventory refusals, whichever way it runs."""
@@ -92,6 +94,7 @@ def test_both_methods_choose_alike(world: Setup, placement: str, count: int | No
     assert (runs[0].rounds, runs[0].refusals) == (runs[1].rounds, runs[1].refusals)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(4))
 def test_both_methods_choose_alike_whatever_the_policies(world: Setup, seed: int) -> None:
     """Random capping, suppression and inventory policies (per offer, category or channel,

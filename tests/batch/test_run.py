@@ -34,6 +34,7 @@ def _count(deployed: Deployed, model: type, *where: Any) -> int:
         return int(s.scalar(query) or 0)
 
 
+@pytest.mark.slow
 def test_recorded_propositions_count_in_real_time(demo: Deployed, population: str) -> None:  # noqa: F811
     live = load_live(demo.db, "staging")
     spec = BatchSpec(placement="web_home_hero", n=1, population=population)
@@ -219,6 +220,7 @@ def test_a_missing_field_is_null_not_an_error(tmp_path: Path) -> None:
     assert result.figures["recipients"] == 2
 
 
+@pytest.mark.slow
 def test_the_design_api_simulates_over_the_stored_profiles(demo: Deployed) -> None:  # noqa: F811
     """Offer and delivery managers may; the answer is the figures or the HTML report;
     nothing is recorded; a viewer may not."""

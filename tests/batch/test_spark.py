@@ -37,6 +37,9 @@ if shutil.which("java") is None and not (_JAVA_HOME and (Path(_JAVA_HOME) / "bin
         allow_module_level=True,
     )
 
+# one JVM: under pytest-xdist (--dist loadgroup) every Spark test runs in the same worker
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("spark")]
+
 _CANDIDATES = "SELECT recipient, offer, score, ord, fallback, allowed FROM _alloc_cand"
 
 

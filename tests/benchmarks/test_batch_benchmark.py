@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from benchmarks import batch
 
 
+@pytest.mark.slow
 def test_batch_benchmark_runs_and_agrees_with_the_engine() -> None:
     result = batch.main(
         profiles=1500, offers=40, sample=300, n=3, threads=1, memory_limit="1GB", say=lambda _: None

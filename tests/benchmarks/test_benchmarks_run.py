@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from benchmarks import engine
 
 
+@pytest.mark.slow
 def test_engine_benchmark_runs_and_reports_both_engines() -> None:
     result = engine.main(seconds=0.2, offers=120, placements=6, pin=False)
     assert result["compiled"]["decisions"] > 0 and result["interpreted"]["decisions"] > 0
@@ -19,6 +22,7 @@ def test_rule_benchmark_runs() -> None:
     assert result["compiled"] > 0 and result["interpreted"] > 0
 
 
+@pytest.mark.slow
 def test_design_benchmark_runs() -> None:
     from benchmarks import design
 

@@ -100,6 +100,7 @@ def test_wrong_input_is_explained(demo: Deployed, tmp_path: Path) -> None:  # no
     assert code == 1 and "no environment 'nowhere'" in output
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_a_run_cleanly(tmp_path: Path) -> None:
     """SIGINT in the middle of a long run (DuckDB interrupts its query): exit 130, a
     one-line message, no traceback."""

@@ -53,6 +53,7 @@ def login(runner: CliRunner, name: str) -> None:
     assert f"as {name} ({OPERATORS[name]})" in output
 
 
+@pytest.mark.slow
 def test_walk_through(cli: CliRunner, tmp_path: Path) -> None:
     login(cli, "ann")
     code, output = run(cli, "catalog", "import", str(CATALOG_PATH))

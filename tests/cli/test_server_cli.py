@@ -74,6 +74,7 @@ def served(tmp_path: Path) -> Iterator[list[Served]]:
             s.stop()
 
 
+@pytest.mark.slow
 def test_first_start_creates_an_administrator_and_says_how_to_log_in(
     tmp_path: Path, served: list[Served]
 ) -> None:

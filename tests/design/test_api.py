@@ -88,6 +88,7 @@ def test_validation_errors_list_every_problem_with_locations(demo: Api) -> None:
     }
 
 
+@pytest.mark.slow
 def test_workflow_and_deployments_over_http(demo: Api) -> None:
     def version(code: str) -> dict[str, str]:
         return {"If-Match": demo.call("GET", f"/v1/design/offers/{code}").headers["etag"]}

@@ -123,6 +123,7 @@ def api(database: Database) -> Api:
     return make_api(database)
 
 
+@pytest.mark.slow
 def test_each_role_is_allowed_exactly_where_the_policy_says(api: Api) -> None:
     wrong = []
     endpoints = sorted(EXPECTED.items(), key=lambda kv: kv[0].endswith("/logout"))  # last

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
@@ -58,6 +59,8 @@ def _app(db: Database) -> Any:
     return design_app(db)
 
 
+pytestmark = pytest.mark.slow
+
 APP = _app(_sqlite())
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 _PG = _postgresql()
@@ -92,8 +95,21 @@ def test_no_server_errors_on_postgresql(case: Any) -> None:
     _check(PG_APP, case)
 
 
+_LOGINS: dict[int, TestClient] = {}
+
+
+def _login_client(app: Any) -> TestClient:
+    """One client per app for the logins, kept open: one event loop thread for all of
+    them rather than one started for each (thousands of cases)."""
+    client = _LOGINS.get(id(app))
+    if client is None:
+        client = _LOGINS[id(app)] = TestClient(app).__enter__()
+        atexit.register(client.__exit__)
+    return client
+
+
 def _check(app: Any, case: Any) -> None:
-    login = TestClient(app).post(
+    login = _login_client(app).post(
         "/v1/design/auth/login", json={"name": "root", "password": PASSWORD}
     )
     token = login.json()["token"]  # a fresh one: a generated case may log out

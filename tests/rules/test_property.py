@@ -105,6 +105,7 @@ def _agree(data: st.DataObject, result_type: Type, dialect: str, run: Runner) ->
         )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("result_type", _TYPES)
 @settings(max_examples=max(250, settings().max_examples))
 @given(data=st.data())
@@ -112,6 +113,7 @@ def test_python_and_duckdb_agree(duck: Runner, result_type: Type, data: st.DataO
     _agree(data, result_type, "duckdb", duck)
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 @pytest.mark.parametrize("result_type", _TYPES)
 @settings(max_examples=max(80, settings().max_examples // 4))

@@ -15,6 +15,7 @@ from overture.design import access, deployments, transfer
 from overture.runtime import RuntimeNode, RuntimeSettings, create_app
 from overture.store import Database
 from overture.store.profiles import load_rows
+from tests.databases import Snapshots
 from tests.design.helpers import ADMIN, DEPLOYER, approve_all, demo_files
 
 DEMO_PROFILES = 300
@@ -39,20 +40,30 @@ def deploy(db: Database, files: dict[str, str], environment: str = "staging") ->
         return access.create_api_key(s, ADMIN, environment, "tests").key
 
 
-@pytest.fixture
-def demo(database: Database) -> Deployed:
-    """The demo catalog deployed to staging, with a few hundred customers to look up."""
-    key = deploy(database, demo_files())
+def deploy_demo(db: Database) -> str:
+    """The demo catalog deployed to staging, with a few hundred customers; its API key."""
+    key = deploy(db, demo_files())
     audience = load_catalog(CATALOG_PATH).audiences[0]
-    load_rows(database, audience, demo_profiles.generate(DEMO_PROFILES).to_pylist())
-    return Deployed(database, key)
+    load_rows(db, audience, demo_profiles.generate(DEMO_PROFILES).to_pylist())
+    return key
 
 
-@pytest.fixture
-def shop(database: Database) -> Deployed:
+def deploy_shop(db: Database) -> str:
     from tests.runtime.catalogs import SHOP
 
-    return Deployed(database, deploy(database, {"shop.yaml": SHOP}))
+    return deploy(db, {"shop.yaml": SHOP})
+
+
+@pytest.fixture
+def demo(database: Database, snapshots: Snapshots) -> Deployed:
+    """The demo catalog deployed to staging, with a few hundred customers to look up (made
+    once per session, copied into each test's database: tests/databases.py)."""
+    return Deployed(database, snapshots.restore_or_make("demo", database, deploy_demo))
+
+
+@pytest.fixture
+def shop(database: Database, snapshots: Snapshots) -> Deployed:
+    return Deployed(database, snapshots.restore_or_make("shop", database, deploy_shop))
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from overture.store.history import EventRow, PropositionRow
@@ -26,6 +27,7 @@ def _runtime(shop: Deployed, tmp_path: Path) -> Served:
     return served
 
 
+@pytest.mark.slow
 def test_a_kill_after_an_acknowledgement_loses_nothing(shop: Deployed, tmp_path: Path) -> None:
     served = _runtime(shop, tmp_path)
     acked_events: set[str] = set()
@@ -80,6 +82,7 @@ def test_a_kill_after_an_acknowledgement_loses_nothing(shop: Deployed, tmp_path:
     assert acked_codes <= stored_codes
 
 
+@pytest.mark.slow
 def test_a_stopped_runtime_writes_what_it_accepted(shop: Deployed, tmp_path: Path) -> None:
     served = _runtime(shop, tmp_path)
     with httpx.Client(headers={"X-API-Key": shop.key}) as http:

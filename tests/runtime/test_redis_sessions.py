@@ -108,6 +108,7 @@ def test_an_interact_visit_moves_between_nodes(demo: Deployed, shared: dict[str,
         assert values["age"] is not None  # looked up in the profile table, kept in Redis
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)  # sessions only: any will do
 def test_idle_sessions_expire_and_each_use_renews_them(
     demo: Deployed, shared: dict[str, Any]

@@ -100,6 +100,7 @@ def test_the_published_description_is_the_one_tested(node: Node) -> None:
     assert published.json() == DOCUMENT
 
 
+@pytest.mark.slow
 @schema.parametrize()
 @SETTINGS
 def test_no_server_errors_and_answers_as_documented(case: Any, node: Node) -> None:
