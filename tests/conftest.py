@@ -26,6 +26,7 @@ from tests.databases import (
     postgresql_copy,
     sqlite_copy,
 )
+from tests.deployed import Deployed, deploy_demo, deploy_shop
 from tests.integration import UNAVAILABLE, find_local_services
 
 settings.register_profile("default", deadline=None)
@@ -135,6 +136,19 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
     else:
         with postgresql_copy(request.getfixturevalue("_migrated_postgresql")) as db:
             yield db
+
+
+@pytest.fixture
+def demo(database: Database, snapshots: Snapshots) -> Deployed:
+    """The demo catalog deployed to staging, with a few hundred customers to look up (made
+    once per session, copied into each test's database: tests/databases.py)."""
+    return Deployed(database, snapshots.restore_or_make("demo", database, deploy_demo))
+
+
+@pytest.fixture
+def shop(database: Database, snapshots: Snapshots) -> Deployed:
+    """The small shop catalog (tests/runtime/catalogs.py) deployed to staging."""
+    return Deployed(database, snapshots.restore_or_make("shop", database, deploy_shop))
 
 
 @pytest.fixture(autouse=True, scope="session")

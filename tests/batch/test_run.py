@@ -16,7 +16,7 @@ from overture.batch.run import BatchError, BatchSpec, run_batch
 from overture.demo import profiles
 from overture.history.deployed import load_live
 from overture.store.history import InventoryCounterRow, ProfileVersionRow, PropositionRow
-from tests.runtime.conftest import Deployed, demo  # noqa: F401  (the fixture)
+from tests.deployed import Deployed
 
 PEOPLE = 2_000
 
@@ -35,7 +35,7 @@ def _count(deployed: Deployed, model: type, *where: Any) -> int:
 
 
 @pytest.mark.slow
-def test_recorded_propositions_count_in_real_time(demo: Deployed, population: str) -> None:  # noqa: F811
+def test_recorded_propositions_count_in_real_time(demo: Deployed, population: str) -> None:
     live = load_live(demo.db, "staging")
     spec = BatchSpec(placement="web_home_hero", n=1, population=population)
     first = run_batch(spec, live.plan, live=live, db=demo.db)
@@ -73,7 +73,7 @@ def test_recorded_propositions_count_in_real_time(demo: Deployed, population: st
 
 
 def test_a_batch_at_a_whole_second_counts_to_the_end_of_the_window(
-    demo: Deployed,  # noqa: F811
+    demo: Deployed,
     population: str,
 ) -> None:
     """A batch decided at 12:00:00 exactly is read, a week later to the microsecond, by the
@@ -107,7 +107,7 @@ def test_a_batch_at_a_whole_second_counts_to_the_end_of_the_window(
     assert asyncio.run(read()) == 1
 
 
-def test_a_batch_never_overspends_an_inventory(demo: Deployed, population: str) -> None:  # noqa: F811
+def test_a_batch_never_overspends_an_inventory(demo: Deployed, population: str) -> None:
     """20 Platinum cards left today: the batch gives at most 20, and the counter ends at
     exactly what was given on top of what was used."""
     live = load_live(demo.db, "staging")
@@ -131,7 +131,7 @@ def test_a_batch_never_overspends_an_inventory(demo: Deployed, population: str) 
 
 
 def test_an_interrupted_batch_records_nothing_and_gives_inventory_back(
-    demo: Deployed,  # noqa: F811
+    demo: Deployed,
     population: str,
 ) -> None:
     live = load_live(demo.db, "staging")
@@ -158,7 +158,7 @@ def test_an_interrupted_batch_records_nothing_and_gives_inventory_back(
         assert s.scalar(select(InventoryCounterRow.used)) == 100
 
 
-def test_a_simulation_records_nothing(demo: Deployed, population: str) -> None:  # noqa: F811
+def test_a_simulation_records_nothing(demo: Deployed, population: str) -> None:
     live = load_live(demo.db, "staging")
     with demo.db.session() as s, s.begin():
         s.execute(update(InventoryCounterRow).values(used=0))
@@ -221,7 +221,7 @@ def test_a_missing_field_is_null_not_an_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_the_design_api_simulates_over_the_stored_profiles(demo: Deployed) -> None:  # noqa: F811
+def test_the_design_api_simulates_over_the_stored_profiles(demo: Deployed) -> None:
     """Offer and delivery managers may; the answer is the figures or the HTML report;
     nothing is recorded; a viewer may not."""
     from tests.design.api import make_api

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from overture.cli import app
 from overture.store.history import PropositionRow
-from tests.runtime.conftest import Deployed, demo  # noqa: F401  (the fixture)
+from tests.deployed import Deployed
 
 runner = CliRunner(env={"COLUMNS": "200"})
 
@@ -55,7 +55,7 @@ def test_simulate_a_catalog_folder(tmp_path: Path) -> None:
     assert "chart-funnel" in report.read_text()
 
 
-def test_batch_records_and_writes_the_propositions(demo: Deployed, tmp_path: Path) -> None:  # noqa: F811
+def test_batch_records_and_writes_the_propositions(demo: Deployed, tmp_path: Path) -> None:
     people = str(tmp_path / "people.parquet")
     assert overture("demo-profiles", "--rows", "500", "--out", people)[0] == 0
     out = tmp_path / "props.parquet"
@@ -80,7 +80,7 @@ def test_batch_records_and_writes_the_propositions(demo: Deployed, tmp_path: Pat
         assert s.scalar(select(func.count()).select_from(PropositionRow)) == table.num_rows > 0
 
 
-def test_wrong_input_is_explained(demo: Deployed, tmp_path: Path) -> None:  # noqa: F811
+def test_wrong_input_is_explained(demo: Deployed, tmp_path: Path) -> None:
     base = ["simulate", "--env", "staging", "--database", demo.db.url]
     code, output = overture(
         *base, "--population", str(tmp_path / "none.parquet"), "-p", "web_home_hero"

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 from overture.cli import app
 from overture.store import Database
 from overture.store.history import InventoryCounterRow
+from tests.deployed import Deployed, deploy
 from tests.runtime.catalogs import SHOP
-from tests.runtime.conftest import Deployed, deploy
 
 
 def rebuild(database: Database, *extra: str, env: str = "staging") -> tuple[int, str]:

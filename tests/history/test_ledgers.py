@@ -1,6 +1,6 @@
 """One conformance suite for every ledger (one fixture, every implementation, in the style
-of Litestar's store tests): the database ledger on SQLite and on PostgreSQL, and the Redis
-counters (with the history in PostgreSQL, as production runs them).
+of Litestar's store tests): the database ledger and the Redis counters (the record in the
+database), each on SQLite and on PostgreSQL.
 
 Each test writes through the Ledger protocol (claims and events, as the runtime does) and
 reads back what presentation policies count (`load`), so the implementations are held to
@@ -43,7 +43,7 @@ from overture.history.redis_ledger import RedisLedger
 from overture.history.sql_ledger import SqlLedger
 from overture.history.tables import join_categories, split_categories
 from overture.store import Database
-from tests.integration import postgres_schema, redis_url
+from tests.integration import redis_url
 
 ENV = "ledgers"
 CATALOG = """
@@ -135,31 +135,20 @@ class Backend:
         asyncio.run(main())
 
 
-@pytest.fixture(
-    params=[
-        "sqlite",
-        pytest.param("postgresql", marks=pytest.mark.integration),
-        pytest.param("postgresql+redis", marks=pytest.mark.integration),
-    ]
-)
-def backend(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Backend]:
-    if request.param == "sqlite":
-        db = Database(str(tmp_path / "ledger.db"))
-        db.upgrade()
-        yield Backend("sqlite", db)
-        db.dispose()
+@pytest.fixture(params=["sql", pytest.param("redis", marks=pytest.mark.integration)])
+def backend(request: pytest.FixtureRequest, database: Database) -> Iterator[Backend]:
+    """Each ledger over each database: the database ledger (`sql`) and the Redis counters
+    (`redis`, the record in the database), on SQLite and on PostgreSQL."""
+    kind = "sqlite" if database.is_sqlite else "postgresql"
+    if request.param == "sql":
+        yield Backend(kind, database)
         return
-    url = redis_url() if request.param.endswith("redis") else None
-    with postgres_schema() as pg:
-        db = Database(pg)
-        db.upgrade()
-        prefix = f"test-{secrets.token_hex(4)}"
-        try:
-            yield Backend(request.param, db, url, prefix)
-        finally:
-            db.dispose()
-            if url is not None:
-                _flush(url, prefix)
+    url = redis_url()
+    prefix = f"test-{secrets.token_hex(4)}"
+    try:
+        yield Backend(f"{kind}+redis", database, url, prefix)
+    finally:
+        _flush(url, prefix)
 
 
 def _flush(url: str, prefix: str) -> None:

@@ -8,8 +8,8 @@ import pytest
 
 from overture.client import AsyncClient, Client, OvertureError
 from overture.runtime import RuntimeNode, RuntimeSettings, create_app
+from tests.deployed import Deployed
 from tests.design.server import serve_app
-from tests.runtime.conftest import Deployed
 
 
 def test_the_sync_client(shop: Deployed) -> None:

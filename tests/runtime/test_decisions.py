@@ -14,7 +14,7 @@ from overture.demo import profiles as demo_profiles
 from overture.engine import DecisionRequest, build_plan
 from overture.runtime.schemas import DecisionOut
 from overture.store.history import PropositionRow
-from tests.runtime.conftest import DEMO_PROFILES, Deployed
+from tests.deployed import DEMO_PROFILES, Deployed
 
 HERO_AND_SIDEBAR = [{"placement": "web_home_hero"}, {"placement": "web_account_sidebar"}]
 

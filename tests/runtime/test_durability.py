@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from overture.store.history import EventRow, PropositionRow
 from tests.cli.test_server_cli import Served
-from tests.runtime.conftest import Deployed
+from tests.deployed import Deployed
 
 
 def _runtime(shop: Deployed, tmp_path: Path) -> Served:

@@ -21,10 +21,10 @@ from overture.design import deployments
 from overture.runtime import RuntimeNode, RuntimeSettings, create_app
 from overture.store import Database
 from overture.store.history import PropositionRow
+from tests.deployed import Deployed
 from tests.design.helpers import DEPLOYER, approve_all
 from tests.design.server import serve_app
 from tests.runtime.catalogs import SHOP
-from tests.runtime.conftest import Deployed
 
 
 def redis_url() -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.testclient import TestClient
 
 from overture.store import Database
-from tests.runtime.conftest import Deployed
+from tests.deployed import Deployed
 
 
 def test_metrics_count_decisions_events_errors_and_the_plan(shop_api: TestClient) -> None:

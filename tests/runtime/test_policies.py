@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from overture.store.history import EventRow
-from tests.runtime.conftest import Deployed
+from tests.deployed import Deployed
 
 
 def banner(api: TestClient, visitor: str | None = "v1", **extra: object) -> dict[str, object]:

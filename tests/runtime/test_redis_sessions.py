@@ -20,8 +20,8 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from overture.store.history import EventRow
+from tests.deployed import Deployed
 from tests.integration import redis_url
-from tests.runtime.conftest import Deployed
 from tests.runtime.test_servlet import SERVLET, START
 
 pytestmark = pytest.mark.integration

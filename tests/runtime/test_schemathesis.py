@@ -32,10 +32,10 @@ from overture.design import access
 from overture.runtime import RuntimeNode, RuntimeSettings, create_app, openapi
 from overture.store import Database
 from overture.store.profiles import load_rows
+from tests.deployed import DEMO_PROFILES, deploy
 from tests.design.helpers import ADMIN, demo_files
 from tests.design.server import serve_app
 from tests.integration import postgres_schema
-from tests.runtime.conftest import DEMO_PROFILES, deploy
 from tests.schemathesis_checks import not_really_negative
 
 # The document a node publishes at /runtime/openapi.json (create_app serves exactly this;

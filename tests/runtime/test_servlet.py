@@ -8,7 +8,7 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from overture.store.history import EventRow
-from tests.runtime.conftest import Deployed
+from tests.deployed import Deployed
 
 SERVLET = "/interact/servlet/RestServlet"
 

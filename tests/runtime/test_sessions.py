@@ -8,7 +8,7 @@ import time
 from starlette.testclient import TestClient
 
 from overture.runtime.sessions import MemorySessions, Session
-from tests.runtime.conftest import Deployed
+from tests.deployed import Deployed
 
 
 def test_a_session_carries_the_profile_and_its_answers(api: TestClient) -> None:

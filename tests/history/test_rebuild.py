@@ -20,8 +20,8 @@ from overture.history.deployed import NotDeployed
 from overture.history.rebuild import rebuild_counters
 from overture.store import Database
 from overture.store.history import InventoryCounterRow, PropositionRow
+from tests.deployed import Deployed, deploy
 from tests.runtime.catalogs import SHOP
-from tests.runtime.conftest import Deployed, deploy
 
 ENV = "staging"
 
