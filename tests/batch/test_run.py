@@ -234,7 +234,15 @@ def test_the_design_api_simulates_over_the_stored_profiles(demo: Deployed) -> No
     figures = answer.json()
     assert figures["recipients"] == 200 and figures["environment"] == "staging"
     assert figures["requested_by"] == "delivery-manager"
+    # a time with an offset is that instant (decided at 12:00 UTC)
+    local = {**body, "at": "2030-01-07T14:00:00+02:00"}
+    shifted = api.call("POST", path, "delivery_manager", json=local)
+    assert shifted.status_code == 200 and shifted.json()["at"] == "2030-01-07T12:00:00"
     assert figures["propositions"] == sum(o["propositions"] for o in figures["offers"]) > 0
+    # a time with an offset is that instant (decided at 12:00 UTC)
+    local = {**body, "at": "2030-01-07T14:00:00+02:00"}
+    shifted = api.call("POST", path, "delivery_manager", json=local)
+    assert shifted.status_code == 200 and shifted.json()["at"] == "2030-01-07T12:00:00"
     page = api.call("POST", path, "offer_manager", json={**body, "format": "html"})
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert 'id="chart-funnel"' in page.text
