@@ -82,7 +82,8 @@ def test_an_import_revises_offers_as_an_edit_does(database: Database, tmp_path: 
     """The same change to offers in each status, made by importing the catalog in one
     database and by editing each offer in another, leaves the same revisions: a draft,
     pending or rejected revision changes in place (rejected becomes a draft again), an
-    approved one stays and a new pending revision holds the change."""
+    approved one stays and a new pending revision holds the change; each offer's version
+    goes up by one, moved or not."""
     statuses = {"APP-DOWNLOAD": "draft", "MTG-GREEN": "pending", "INS-TRAVEL": "approved"}
     statuses["CC-CASHBACK"] = "rejected"
     edited = Database(str(tmp_path / "edited.db"))
@@ -98,15 +99,26 @@ def test_an_import_revises_offers_as_an_edit_does(database: Database, tmp_path: 
                         offers.approve(s, APPROVER, code, ANY_VERSION)
                     elif status == "rejected":
                         offers.reject(s, APPROVER, code, ANY_VERSION, "not yet")
+
+        def versions(db: Database) -> dict[str, int]:
+            with db.session() as s:
+                return {code: offers.get_offer(s, code).version for code in statuses}
+
+        before = versions(database)
+        assert before == versions(edited)
         with database.session() as s:
             catalog = assemble(s)
             changed = [
                 o.model_copy(update={"name": o.name + " (new)"}) if o.code in statuses else o
                 for o in catalog.offers
             ]
+            # the approved offer also moves to the front
+            changed.sort(key=lambda o: o.code != "INS-TRAVEL")
             files = transfer.catalog_files(catalog.model_copy(update={"offers": changed}))
             summary = transfer.import_catalog(s, MANAGER, files)
         assert sorted(summary["offers"]["changed"]) == sorted(statuses)
+        with database.session() as s:
+            assert assemble(s).offers[0].code == "INS-TRAVEL"
         with edited.session() as s:
             for offer in changed:
                 if offer.code in statuses:
@@ -124,6 +136,7 @@ def test_an_import_revises_offers_as_an_edit_does(database: Database, tmp_path: 
 
         imported = revisions(database)
         assert imported == revisions(edited)
+        assert versions(database) == versions(edited) == {c: v + 1 for c, v in before.items()}
         assert [r[:4] for r in imported["INS-TRAVEL"]] == [
             (1, "approved", True, False),
             (2, "pending", False, True),

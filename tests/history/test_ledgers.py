@@ -74,10 +74,9 @@ policies:
   - {name: b_ever, kind: inventory, offers: [B], limit: 3, per: total}
 """
 # The same catalog where a suppression has no period: every response counts, for ever.
-FOR_EVER = CATALOG.replace(
-    "{name: closed, kind: suppression, after: rejected, period: 30d}",
-    "{name: closed, kind: suppression, after: rejected}",
-)
+WEEKLY = "  - {name: weekly, kind: capping, per: offer, limit: 2, window: 7d}\n"
+CLOSED = "  - {name: closed, kind: suppression, after: rejected, period: 30d}\n"
+FOR_EVER = CATALOG.replace(CLOSED, "  - {name: closed, kind: suppression, after: rejected}\n")
 WEEK = dt.timedelta(days=7)
 MONTH = dt.timedelta(days=30)
 TICK = dt.timedelta(microseconds=1)
@@ -107,12 +106,13 @@ class Backend:
     db: Database
     redis_url: str | None = None
     prefix: str = ""
+    recorder: Recorder | None = None  # the open ledger's
 
     @contextlib.asynccontextmanager
     async def ledger(self) -> AsyncIterator[Ledger]:
         """A ledger as a runtime node opens it (its own recorder and readers), started;
         closed, with everything accepted written, on the way out."""
-        recorder = Recorder(self.db)
+        recorder = self.recorder = Recorder(self.db)
         readers = ThreadPoolExecutor(2)
         ledger: Ledger
         if self.redis_url is None:
@@ -461,8 +461,9 @@ def test_inventories_count_per_day_and_in_total(backend: Backend) -> None:
 
 def test_a_write_the_database_refuses_changes_no_count(backend: Backend) -> None:
     """The database refuses a claim's propositions (their tracking code is taken) or an
-    event (a column it cannot be null): the caller gets the error, and no count, no
-    version and no inventory moved."""
+    event (a column it cannot be null): the caller gets the error, and no count and no
+    inventory moved. (The database ledger's version is unchanged too; the Redis ledger's
+    stays raised, which only makes a node read the profile again.)"""
     now = _now()
 
     async def test(ledger: Ledger) -> None:
@@ -473,6 +474,7 @@ def test_a_write_the_database_refuses_changes_no_count(backend: Backend) -> None
             await ledger.claim(duplicate)
         history = await ledger.load(LIVE, "visitor", "p2", now)
         assert history.items == ()
+        assert history.version == (seen.version + 1 if backend.redis_url else seen.version)
         # the inventory it drew on was handed back: A's second of the day is still there
         await _propose(ledger, "p3", [("A", "banner")], now)
         refused = await ledger.claim(_claim("p4", [("A", "banner")], now, 0))
@@ -485,6 +487,38 @@ def test_a_write_the_database_refuses_changes_no_count(backend: Backend) -> None
         assert after.items == () and after.version == history.version
         # and the ledger still works
         await _propose(ledger, "p2", [("C", "newsletter")], now)
+
+    backend.run(test)
+
+
+def test_a_claim_whose_caller_gave_up_is_counted_if_recorded(backend: Backend) -> None:
+    """The caller of a claim is cancelled (its client went away) once the claim's
+    propositions are queued: the recorder still writes them, so they must count, and
+    their inventory stays spent."""
+    now = _now()
+
+    async def test(ledger: Ledger) -> None:
+        await _propose(ledger, "p1", [("A", "banner")], now)
+        seen = await ledger.load(LIVE, "visitor", "p2", now)
+        claim = asyncio.ensure_future(
+            ledger.claim(_claim("p2", [("A", "banner")], now, seen.version, codes=["GONE"]))
+        )
+        recorder = backend.recorder
+        assert recorder is not None
+        for _ in range(10_000):  # until the propositions wait for the next transaction
+            if recorder.queued or claim.done():
+                break
+            await asyncio.sleep(0)
+        assert recorder.queued and not claim.done()
+        claim.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await claim
+        assert claim.cancelled()
+        await asyncio.sleep(0.05)  # the recorder's transaction
+        history = await ledger.load(LIVE, "visitor", "p2", now)
+        assert _counts(history, now)["A this week"] == 1
+        refused = await ledger.claim(_claim("p3", [("A", "banner")], now, 0))
+        assert refused.exhausted == [("A", now.date().isoformat(), 2)]
 
     backend.run(test)
 
@@ -520,30 +554,49 @@ def test_counts_are_the_same_after_a_restart(backend: Backend) -> None:
     asyncio.run(main())
 
 
-def test_the_set_based_history_equals_each_profiles_own(backend: Backend) -> None:
+# The same writes read under deployments whose policies look back differently: how many
+# entries each of p0..p5 counts (test_the_set_based_history_equals_each_profiles_own).
+LOOKBACKS = {
+    # capping 7 days, suppression 30 days: p4's and p5's propositions are older than the
+    # week, one rejection older than the month, and a custom event never counts
+    "week and month": (CATALOG, [2, 2, 2, 3, 0, 0]),
+    # suppression for ever: p0's older rejection counts too
+    "week and ever": (FOR_EVER, [3, 2, 2, 3, 0, 0]),
+    # no capping: propositions and presentations count for nothing, responses for 30 days
+    "responses only": (CATALOG.replace(WEEKLY, ""), [1, 0, 1, 0, 0, 0]),
+    # neither: nothing is read
+    "nothing": (CATALOG.replace(WEEKLY, "").replace(CLOSED, ""), [0, 0, 0, 0, 0, 0]),
+}
+
+
+@pytest.mark.parametrize("lookback", list(LOOKBACKS))
+def test_the_set_based_history_equals_each_profiles_own(backend: Backend, lookback: str) -> None:
     """What a batch reads (every profile at once) and what the Redis rebuild loads are
-    what the runtime reads for each profile: one definition, emitted three ways."""
+    what the runtime reads for each profile: one definition, emitted three ways, whatever
+    the policies look back over."""
+    text, expected = LOOKBACKS[lookback]
+    live = _plan(text)
     now = _now()
 
     async def write(ledger: Ledger) -> None:
         for i in range(6):
             offers = [("A", "newsletter"), ("C", "newsletter")] if i % 2 else [("B", "banner")]
-            await _propose(ledger, f"p{i}", offers, now - dt.timedelta(days=i * 2))
-        await _propose(ledger, "p1", [("C", "newsletter")], now - WEEK - TICK)  # too old
+            await _propose(ledger, f"p{i}", offers, now - dt.timedelta(days=i * 2), live=live)
+        await _propose(ledger, "p1", [("C", "newsletter")], now - WEEK - TICK, live=live)
         await ledger.record_events(
             ENV,
             [
-                _event("p0", "rejected", "B", now - MONTH),
-                _event("p0", "rejected", "B", now - MONTH - TICK),  # too old
-                _event("p2", "accepted", "A", now - dt.timedelta(days=3)),
-                _event("p3", "presented", "C", now - dt.timedelta(days=1)),
-                _event("p4", "custom", "A", now),
+                _event("p0", "rejected", "B", now - MONTH, live=live),
+                _event("p0", "rejected", "B", now - MONTH - TICK, live=live),
+                _event("p2", "accepted", "A", now - dt.timedelta(days=3), live=live),
+                _event("p3", "presented", "C", now - dt.timedelta(days=1), live=live),
+                _event("p4", "custom", "A", now, live=live),
             ],
         )
 
     async def each(ledger: Ledger) -> dict[str, list[tuple[Any, ...]]]:
         return {
-            f"p{i}": _entries(await ledger.load(LIVE, "visitor", f"p{i}", now)) for i in range(6)
+            f"p{i}": _entries(await ledger.load(live, "visitor", f"p{i}", now)) for i in range(6)
         }
 
     async def main() -> dict[str, list[tuple[Any, ...]]]:
@@ -552,16 +605,28 @@ def test_the_set_based_history_equals_each_profiles_own(backend: Backend) -> Non
             return await each(ledger)
 
     own = asyncio.run(main())
-    # p4's and p5's propositions are older than the week, the custom event never counts
-    assert [len(own[f"p{i}"]) for i in range(6)] == [2, 2, 2, 3, 0, 0]
+    assert [len(own[f"p{i}"]) for i in range(6)] == expected
 
-    query = every_profile(LIVE.lookback, ENV, now)
-    assert query is not None
+    def read(audience: str | None) -> list[tuple[str, tuple[Any, ...]]]:
+        query = every_profile(live.lookback, ENV, now, audience=audience)
+        if query is None:
+            return []
+        rows = []
+        with backend.db.engine.connect() as conn:
+            for row in conn.execute(query):
+                assert row.audience == "visitor" and isinstance(row.at, dt.datetime)
+                chain = split_categories(row.categories)
+                rows.append(
+                    (row.profile_id, (row.kind, row.offer_code, row.channel, chain, row.at))
+                )
+        return sorted(rows)
+
+    assert (every_profile(live.lookback, ENV, now) is None) == (not any(expected))
+    everyone = read(None)
+    assert read("visitor") == everyone and read("household") == []
     every: dict[str, list[tuple[Any, ...]]] = {p: [] for p in own}
-    with backend.db.engine.connect() as conn:
-        for audience, profile, _unique, kind, offer, categories, channel, at in conn.execute(query):
-            assert audience == "visitor"
-            every[profile].append((kind, offer, channel, split_categories(categories), _naive(at)))
+    for profile, entry in everyone:
+        every[profile].append(entry)
     assert {p: sorted(v) for p, v in every.items()} == own
 
     if backend.redis_url is not None:  # Redis emptied, then rebuilt from the history
@@ -572,7 +637,7 @@ def test_the_set_based_history_equals_each_profiles_own(backend: Backend) -> Non
             redis_url=backend.redis_url,
             redis_prefix=backend.prefix,
             now=now,
-            live=LIVE,
+            live=live,
         )
 
         async def reread() -> dict[str, list[tuple[Any, ...]]]:
@@ -580,8 +645,3 @@ def test_the_set_based_history_equals_each_profiles_own(backend: Backend) -> Non
                 return await each(ledger)
 
         assert asyncio.run(reread()) == own
-
-
-def _naive(at: Any) -> dt.datetime:
-    value = at if isinstance(at, dt.datetime) else dt.datetime.fromisoformat(at)
-    return value.replace(tzinfo=None)

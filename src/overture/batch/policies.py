@@ -223,5 +223,5 @@ def _inventory_used(
     used: dict[tuple[str, str], int] = {}
     for code, today, total in rows:
         used[(code, inventory_period(midnight))] = today
-        used[(code, "total")] = total
+        used[(code, inventory_period(None))] = total
     return used

@@ -186,12 +186,15 @@ def add_offer(session: Session, actor: Actor, spec: Offer, position: int) -> Off
     return row
 
 
-def revise(session: Session, actor: Actor, row: OfferRow, spec: Offer) -> None:
+def revise(
+    session: Session, actor: Actor, row: OfferRow, spec: Offer, position: int | None = None
+) -> None:
     """Give an offer a new body, as the workflow says (the module's docstring): a draft, a
     pending or a rejected revision changes in place (a rejected one becomes a draft again);
     an approved one stays what deployments take, and a new pending revision holds the
     change. A concurrent writer that got there first makes this one Stale (what editing
-    one and importing a catalog both do; the caller validated the catalog and audits)."""
+    one and importing a catalog both do; the caller validated the catalog and audits). The
+    offer's row is written once, so its version goes up by one, `position` included."""
     head = row.head
     assert head is not None
     if head.status == "approved":  # a new revision, pending; the approved one stays
@@ -212,6 +215,8 @@ def revise(session: Session, actor: Actor, row: OfferRow, spec: Offer) -> None:
         if head.status == "rejected":
             head.status = "draft"
     _touch(row, actor, spec.category)
+    if position is not None:
+        row.position = position
     flush_or_stale(session, f"offer {row.code!r}")
 
 

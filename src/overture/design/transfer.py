@@ -239,8 +239,7 @@ def _import_offers(session: Session, actor: Actor, offers: list[Offer]) -> dict[
                 before=codec.load(head.body),
                 after=codec.load(body),
             )
-            row.position = position
-            revise(session, actor, row, offer)
+            revise(session, actor, row, offer, position)
         elif row.position != position or row.category != offer.category:
             row.position, row.category = position, offer.category
             row.updated_by, row.updated_at = actor.name, utcnow()

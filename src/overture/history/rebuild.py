@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection, delete, func, insert, select, text
 
+from overture.engine.history import inventory_since
 from overture.history.counted import every_profile
 from overture.history.deployed import LivePlan, load_live
 from overture.history.ledger import Entry
@@ -49,6 +50,7 @@ from overture.history.redis_ledger import (
     score,
 )
 from overture.history.tables import INV, P, split_categories
+from overture.history.windows import inventory_period
 from overture.store import Database
 
 if TYPE_CHECKING:
@@ -206,16 +208,17 @@ def _count_inventory(
     )
     for offer, placement, day_value, n, last_at in rows:
         for per in periods.get((placement, offer), ()):
-            key = (offer, "total" if per == "total" else _day(day_value))
+            key = (offer, inventory_period(inventory_since(per, _midnight(day_value))))
             counts[key] = counts.get(key, 0) + n
             if key not in last or last_at > last[key]:
                 last[key] = last_at
     return counts, last
 
 
-def _day(value: Any) -> str:
-    """date() of a stored time: text from SQLite, a date from PostgreSQL."""
-    return value if isinstance(value, str) else cast(dt.date, value).isoformat()
+def _midnight(value: Any) -> dt.datetime:
+    """date() of a stored time (text from SQLite, a date from PostgreSQL), as a time."""
+    day = dt.date.fromisoformat(value) if isinstance(value, str) else cast(dt.date, value)
+    return dt.datetime(day.year, day.month, day.day)
 
 
 # -- Redis -------------------------------------------------------------------------------

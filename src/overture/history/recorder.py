@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import fcntl
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,19 @@ _RETRIES = 5
 
 class RecorderClosed(RuntimeError):
     pass
+
+
+def rolled_back(exc: BaseException) -> bool:
+    """Whether a write that failed with `exc` certainly left nothing behind: the recorder
+    was closed before taking it, or the database refused one of its statements (an
+    integrity or data error, raised before the commit, which then never happens). Any
+    other failure, a lost connection during the commit say, may have been written."""
+    if isinstance(exc, RecorderClosed):
+        return True
+    if isinstance(exc, sqlite3.IntegrityError | sqlite3.DataError):
+        return True
+    code = getattr(exc, "sqlstate", None)  # psycopg
+    return isinstance(code, str) and code[:2] in ("22", "23")
 
 
 class Recorder:
@@ -77,6 +91,11 @@ class Recorder:
             # runs after every task ready in this turn of the loop has submitted its item
             self._task = asyncio.get_running_loop().create_task(self._drain())
         return await future
+
+    @property
+    def queued(self) -> int:
+        """Writes waiting for the next transaction."""
+        return len(self._pending)
 
     async def aclose(self) -> None:
         """Stop accepting, write what is queued, close the connection."""

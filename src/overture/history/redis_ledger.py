@@ -9,26 +9,30 @@ runs atomically: compare the version, check every inventory, then add and increm
 change nothing. So every node sharing the Redis sees one exact count.
 
 The history is still written to the database (the record, and what `overture counters
-rebuild` reloads Redis from): propositions after their claim succeeded (when the database
-refuses them, the claim's counts are taken back and the caller told), events before they
-are counted. A process killed between the two leaves Redis over by that claim's count
-(caps err on the safe side) until the next rebuild.
+rebuild` reloads Redis from): propositions after their claim succeeded, events before
+they are counted. When the database refuses a claim's propositions, the claim's counts are
+taken back and the caller told; when the write's fate is unknown (a connection lost during
+the commit, a process killed between the two), they stay: Redis may count more than the
+history holds (caps err on the safe side) until the next rebuild, never less.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 from overture.history.deployed import LivePlan
 from overture.history.ledger import Claim, ClaimResult, Entry, EventRecord, ProfileHistory
-from overture.history.recorder import Recorder
+from overture.history.recorder import Recorder, rolled_back
 from overture.history.sql_ledger import SqlLedger, insert_propositions
 from overture.history.tables import join_categories, split_categories
-from overture.history.windows import Lookback
+from overture.history.windows import Lookback, inventory_period
 from overture.store import Database
 from overture.store.raw import Tx
+
+log = logging.getLogger("overture.runtime")
 
 _LOAD = """
 local v = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -104,7 +108,7 @@ def inventory_key(prefix: str, env: str, offer_code: str, period: str) -> str:
 
 def inventory_ttl(period: str) -> int:
     """Seconds an inventory counter lives after its last increment (0: for ever)."""
-    return 0 if period == "total" else _DAY_TTL
+    return 0 if period == inventory_period(None) else _DAY_TTL
 
 
 class RedisLedger(SqlLedger):
@@ -200,12 +204,19 @@ class RedisLedger(SqlLedger):
             return ClaimResult(False, exhausted=[(inv.offer_code, inv.period, int(result[2]))])
         try:
             await self.recorder.submit(_record_propositions, claim.propositions)
-        except BaseException:
-            # Not recorded, so not counted: take back what the script added (the version
-            # stays raised: a node that read meanwhile reads again, which is harmless).
-            await self._unclaim_script(keys=[presented_key, *inv_keys], args=members)
-            raise
+        except Exception as exc:
+            if rolled_back(exc):  # not recorded, so not counted: take the counts back
+                await self._take_back(presented_key, inv_keys, members)
+            raise  # (anything else may have been written: it stays counted, the safe side)
         return ClaimResult(True, version=int(result[0]) if claim.expected is not None else None)
+
+    async def _take_back(self, presented_key: str, inv_keys: list[str], members: list[str]) -> None:
+        """Undo a claim's counts (its presentations, its inventory). The version stays
+        raised: a node that read meanwhile reads again, which is harmless."""
+        try:
+            await self._unclaim_script(keys=[presented_key, *inv_keys], args=members)
+        except Exception:  # the caller is told of the write's failure, not of this one
+            log.exception("could not take back the counts of a claim the database refused")
 
     async def record_events(self, environment: str, events: list[EventRecord]) -> list[bool]:
         stored = await super().record_events(environment, events)

@@ -12,7 +12,7 @@ and bumps a profile's version with the same statement.
     INV  inventory_counters  an offer's presentations per UTC day and in total
 
 Statements written for the driver (`?` placeholders, store/raw.py) are here too: the
-runtime runs them on its hot path, the batch through SQLAlchemy's text().
+runtime runs them on its hot path, the batch through SQLAlchemy's exec_driver_sql.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""The runtime's hot reads and writes, through the database driver on the event loop.
-(The history's ledgers and recorder, and the runtime's profile lookups, use it.)
+"""Hot reads and writes through the database driver, on the event loop: the history's
+ledgers and recorder, the runtime's profile lookups (and the batch's bulk statements take
+its placeholders and times).
 
 A decision for a profile not seen lately reads its profile row and its counted history (a
 few small indexed SELECTs), and every decision's claim and propositions are written. Through
@@ -128,7 +129,7 @@ class Reader:
 
     def time(self, value: dt.datetime) -> Any:
         """A time as a parameter compared with a stored DateTime."""
-        return _sqlite_time(value) if self.sqlite else value
+        return driver_time(value, self.sqlite)
 
     async def aclose(self) -> None:
         with self._lock:
@@ -204,4 +205,4 @@ class Tx:
 
     def time(self, value: dt.datetime) -> Any:
         """A time as a parameter stored in a DateTime column."""
-        return _sqlite_time(value) if self.sqlite else value
+        return driver_time(value, self.sqlite)
