@@ -1,6 +1,7 @@
 # The two commands of the quick start, and a few more for developers.
-#   make demo    set up .venv, decide on the demo catalog, then serve the design API on it
-#                (SQLite in demo-out/overture.db; Ctrl-C stops it; PORT=8001 to move it)
+#   make demo    set up .venv, decide on the demo catalog, then serve the console, the design
+#                API and the runtime on it (SQLite in demo-out/overture.db; decisions may say
+#                when they happened, for overture demo-traffic; Ctrl-C stops it; PORT=8001)
 #   make test    lint, type-check and run the whole test suite (what CI runs), on every core,
 #                printing the 30 slowest tests; PostgreSQL and Redis are found on their usual
 #                local ports (or OVERTURE_TEST_POSTGRES_URL / OVERTURE_TEST_REDIS_URL)
@@ -31,7 +32,7 @@ demo: $(BIN)/overture
 	$(BIN)/overture validate $(DEMO_DIR)
 	$(BIN)/overture decide $(DEMO_DIR) --placement web_home_hero --placement web_account_sidebar \
 		--profile-id C0000042 --explain
-	$(BIN)/overture serve --demo --database $(DEMO_DIR)/overture.db --port $(PORT)
+	$(BIN)/overture serve --demo --accept-decision-times --database $(DEMO_DIR)/overture.db --port $(PORT)
 
 lint: $(BIN)/overture
 	$(BIN)/ruff check src tests benchmarks docs/examples

@@ -129,6 +129,20 @@ def main(
     t0 = time.perf_counter()
     compiled = build_plan(cat, NOW, validated=True)
     build_s = time.perf_counter() - t0
+    # The next deployment, as a node sees it: the same catalog with one offer's rule
+    # changed (a node keeps the rules it compiled, engine/plan.py).
+    first = cat.offers[0]
+    changed = cat.model_copy(
+        update={
+            "offers": [
+                first.model_copy(update={"eligibility": "age >= 18 and tenure >= 1"}),
+                *cat.offers[1:],
+            ]
+        }
+    )
+    t0 = time.perf_counter()
+    build_plan(changed, NOW, validated=True)
+    rebuild_s = time.perf_counter() - t0
     interpreted = build_plan(cat, NOW, compiler="interpreter", validated=True)
     per_placement = statistics.fmean(
         len(pl.candidates.get("customer", ())) for pl in compiled.placements.values()
@@ -147,6 +161,7 @@ def main(
         "policies": len(cat.policies),
         "candidates_per_placement": per_placement,
         "plan_build_s": build_s,
+        "plan_rebuild_s": rebuild_s,
         "compiled": fast,
         "interpreted": slow,
         "ratio": fast["per_second"] / slow["per_second"],
@@ -158,7 +173,8 @@ def _print(r: dict[str, Any]) -> None:
     print(
         f"catalog: {r['offers']} offers, {r['placements']} placements "
         f"(~{r['candidates_per_placement']:.0f} candidates each), {r['policies']} policies; "
-        f"plan built in {r['plan_build_s'] * 1000:.0f} ms"
+        f"plan built in {r['plan_build_s'] * 1000:.0f} ms; the next deployment (one "
+        f"offer's rule changed) in {r['plan_rebuild_s'] * 1000:.0f} ms (aim: <= 100 ms)"
     )
     print("3-offer decisions on one core, with history:")
     print(f"{'':14}{'decisions/s':>12}{'best round':>12}{'p50 µs':>9}{'p99 µs':>9}{'mean µs':>9}")
@@ -175,16 +191,17 @@ def _print(r: dict[str, Any]) -> None:
         "before the rounds (to compare runs: this machine's speed drifts)"
     )
     c = r["compiled"]
-    verdict = (
-        "met"
-        if c["per_second"] >= 20_000 and c["p99_us"] < 1000
-        else (
-            "met on the best round"
-            if c["best_per_second"] >= 20_000 and c["p99_us"] < 1000
-            else "NOT met"
+    for aim in (20_000, 40_000):
+        verdict = (
+            "met"
+            if c["per_second"] >= aim and c["p99_us"] < 1000
+            else (
+                "met on the best round"
+                if c["best_per_second"] >= aim and c["p99_us"] < 1000
+                else f"NOT met ({c['per_second'] / aim:.0%} of it)"
+            )
         )
-    )
-    print(f"aim (>= 20,000 decisions/s, p99 < 1 ms): {verdict}")
+        print(f"aim (>= {aim:,} decisions/s, p99 < 1 ms): {verdict}")
 
 
 if __name__ == "__main__":

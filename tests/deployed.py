@@ -16,6 +16,7 @@ from overture.design import access, deployments, transfer
 from overture.runtime import RuntimeNode, RuntimeSettings, create_app
 from overture.store import Database
 from overture.store.profiles import load_rows
+from tests.demo import DEMO_AS_OF
 from tests.design.helpers import ADMIN, DEPLOYER, approve_all, demo_files
 
 DEMO_PROFILES = 300
@@ -44,7 +45,7 @@ def deploy_demo(db: Database) -> str:
     """The demo catalog deployed to staging, with a few hundred customers; its API key."""
     key = deploy(db, demo_files())
     audience = load_catalog(CATALOG_PATH).audiences[0]
-    load_rows(db, audience, demo_profiles.generate(DEMO_PROFILES).to_pylist())
+    load_rows(db, audience, demo_profiles.generate(DEMO_PROFILES, as_of=DEMO_AS_OF).to_pylist())
     return key
 
 

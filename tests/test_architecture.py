@@ -40,7 +40,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "client": frozenset({"runtime.schemas"}),
     # the top: composition of the server, the console, the command line
     "server": BASE | {"design", "runtime", "batch", "console"},
-    "console": BASE | {"design", "batch"},
+    "console": BASE | {"design", "batch", "demo"},  # demo: the demo server's traffic button
     "cli": BASE | {"design", "runtime", "batch", "client", "demo", "server"},
 }
 # Libraries that do I/O, which the pure core never imports.

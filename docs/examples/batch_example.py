@@ -18,7 +18,8 @@ def main() -> dict[str, Any]:
     now = dt.datetime(2026, 6, 15, 10, 30)
     plan = build_plan(load_catalog(CATALOG_PATH), now)
     con = duckdb.connect()
-    con.register("population", profiles.generate(5_000))  # any table or view works
+    # any table or view works; the demo customers' dates count back from the run's day
+    con.register("population", profiles.generate(5_000, as_of=now.date()))
     # an empty history here; any table (profile_id, event, offer_code, categories, channel,
     # at) of counted entries makes capping and suppression apply
     result = allocate(con, plan, "email_newsletter_slot", "population", 3, now=now)

@@ -28,6 +28,7 @@ from overture.engine import (
     PlacementRequest,
     build_plan,
 )
+from tests.demo import DEMO_AS_OF
 
 PROFILES = 10_000
 NOW = dt.datetime(2026, 11, 23, 10, 30)
@@ -78,7 +79,7 @@ class World:
 
 def make_world(count: int = PROFILES) -> World:
     plan = build_plan(load_catalog(CATALOG_PATH), NOW)
-    table = profiles.generate(count)
+    table = profiles.generate(count, as_of=DEMO_AS_OF)
     rows = table.to_pylist()
     events = make_history(plan, [str(r["customer_id"]) for r in rows])
     memory = InMemoryHistory()

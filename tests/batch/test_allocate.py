@@ -24,6 +24,7 @@ from overture.catalog.model import CappingPolicy, InventoryPolicy, SuppressionPo
 from overture.demo import CATALOG_PATH, profiles
 from overture.engine import DecisionRequest, NoHistory, PlacementRequest, build_plan
 from tests.batch.parity import NOW, PLACEMENTS, SPENT, World, assert_equals_the_engine, make_world
+from tests.demo import DEMO_AS_OF
 
 Setup = tuple[World, duckdb.DuckDBPyConnection]
 
@@ -244,7 +245,7 @@ def test_a_nan_score_is_no_score(method: Method) -> None:
         for o in catalog.offers
     ]
     plan = build_plan(catalog.model_copy(update={"offers": offers}), NOW)
-    table = profiles.generate(300)
+    table = profiles.generate(300, as_of=DEMO_AS_OF)
     column = table.schema.get_field_index("monthly_card_spend")
     spends = table.column(column).to_pylist()
     nan = [math.nan if i % 2 else v for i, v in enumerate(spends)]

@@ -17,6 +17,7 @@ from overture.batch import candidates_query
 from overture.catalog import load_catalog
 from overture.demo import CATALOG_PATH, profiles
 from overture.engine import DecisionPlan, DecisionRequest, NoHistory, PlacementRequest, build_plan
+from tests.demo import DEMO_AS_OF
 
 PROFILES = 1500
 NOW = dt.datetime(2026, 6, 15, 10, 30)  # inside the demo's summer travel window
@@ -26,7 +27,7 @@ World = tuple[DecisionPlan, duckdb.DuckDBPyConnection, list[dict[str, object]]]
 @pytest.fixture(scope="module")
 def world() -> World:
     plan = build_plan(load_catalog(CATALOG_PATH), NOW)
-    table = profiles.generate(PROFILES)
+    table = profiles.generate(PROFILES, as_of=DEMO_AS_OF)
     con = duckdb.connect()
     con.register("population", table)
     return plan, con, table.to_pylist()

@@ -14,6 +14,7 @@ from overture.catalog import load_catalog
 from overture.demo import CATALOG_PATH, profiles
 from overture.engine import DecisionPlan, DecisionRequest, PlacementRequest, build_plan
 from overture.engine.render import compile_content
+from tests.demo import DEMO_AS_OF
 
 NOW = dt.datetime(2026, 11, 23, 10, 30)
 
@@ -21,7 +22,7 @@ NOW = dt.datetime(2026, 11, 23, 10, 30)
 @pytest.fixture(scope="module")
 def world() -> tuple[DecisionPlan, duckdb.DuckDBPyConnection, list[dict[str, object]]]:
     plan = build_plan(load_catalog(CATALOG_PATH), NOW)
-    table = profiles.generate(3_000)
+    table = profiles.generate(3_000, as_of=DEMO_AS_OF)
     con = duckdb.connect()
     con.register("population", table)
     return plan, con, table.to_pylist()

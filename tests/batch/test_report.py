@@ -3,16 +3,25 @@ renders its charts in a real browser with no network (plotly.js is embedded)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 import shutil
 import subprocess
+from collections import Counter
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 
-from overture.batch.report import figures_json, render_report, write_report
+from overture.batch.report import figures_json, offers_nobody_gets, render_report, write_report
+from overture.batch.run import BatchSpec, run_batch
+from overture.catalog import load_catalog
+from overture.demo import CATALOG_PATH, profiles
+from overture.engine import build_plan
+from tests.demo import DEMO_AS_OF
 
 CHARTS = ["chart-offers", "chart-categories", "chart-segments", "chart-funnel", "chart-scores"]
 EVIL = "Bonus <script>alert(1)</script>"
@@ -174,6 +183,80 @@ def test_figures_json_round_trips_and_is_stable() -> None:
     assert json.loads(text) == figures
     assert text == figures_json(json.loads(text))
     assert '\n  "at": "2026-11-23T09:00:00",\n' in text
+
+
+def _chart(page: str, chart: str) -> dict[str, Any]:
+    """A chart's figure as the page hands it to plotly."""
+    found = re.search(rf"Plotly\.newPlot\({json.dumps(chart)}, (.*?)\);</script>", page, re.S)
+    assert found, f"no {chart} on the page"
+    figure: dict[str, Any] = json.loads(found.group(1))
+    return figure
+
+
+def test_the_figures_are_the_output_tables_fallbacks_included(tmp_path: Path) -> None:
+    """The demo's newsletter slot fills free slots with fallbacks (EDU-FRAUD, EDU-BUDGETING),
+    which are ranked candidates as well: each (offer, role) entry of the figures holds the
+    propositions and ranks the output table gives that offer in that role, the chart draws
+    them under labels of their own, and an offer given in either role is not one that
+    nobody gets."""
+    path = tmp_path / "people.parquet"
+    pq.write_table(profiles.generate(3_000, as_of=DEMO_AS_OF), path)
+    plan = build_plan(load_catalog(CATALOG_PATH))
+    spec = BatchSpec(
+        placement="email_newsletter_slot",
+        n=3,
+        population=str(path),
+        simulate=True,
+        now=dt.datetime.combine(DEMO_AS_OF, dt.time(9)),
+    )
+    result = run_batch(spec, plan)
+    figures, engine = result.figures, result.allocation.engine
+    table: dict[tuple[str, bool], dict[str, int]] = {}
+    for offer, fallback, rank, n in engine.rows(
+        f"SELECT offer, fallback, rank, count(*) FROM {result.output.table} GROUP BY ALL"
+    ):
+        table.setdefault((offer, bool(fallback)), {})[str(rank)] = int(n)
+    per_offer = Counter[str]()
+    for (offer, _), ranks in table.items():
+        per_offer[offer] += sum(ranks.values())
+    ranked_too = {o["offer"] for o in figures["offers"] if not o["fallback"]}
+    # what the test is about: fallbacks proposed, of offers that are ranked candidates too
+    assert {o for o, fallback in table if fallback} & ranked_too
+
+    entries = {(o["offer"], o["fallback"]): o for o in figures["offers"]}
+    assert len(entries) == len(figures["offers"])  # one entry per offer and role
+    assert set(table) <= set(entries)
+    for key, entry in entries.items():
+        ranks = table.get(key, {})
+        assert entry["by_rank"] == ranks, key
+        assert entry["propositions"] == sum(ranks.values()), key
+        assert entry["funnel"][-1]["remaining"] == entry["propositions"], key
+        assert (entry["why_none"] is None) == (entry["propositions"] > 0), key
+    fallbacks = Counter[str]()
+    for entry in figures["offers"]:
+        fallbacks[entry["offer"]] += entry["propositions"] if entry["fallback"] else 0
+    assert fallbacks == Counter(
+        {o: sum(r.values()) for (o, fallback), r in table.items() if fallback}
+    )
+    assert figures["propositions"] == sum(per_offer.values())
+    nobody = {offer["offer"] for offer, _ in offers_nobody_gets(figures["offers"])}
+    assert nobody == {code for code, _ in entries} - set(per_offer)
+
+    page = render_report(figures)
+    bars = _chart(page, "chart-offers")["data"]
+    drawn = Counter[str]()
+    for bar in bars:
+        for label, n in zip(bar["y"], bar["x"], strict=True):
+            drawn[label] += n
+    shown = [o for o in figures["offers"] if o["propositions"] > 0]
+    labels = {
+        f"{o['name']} ({o['offer']}{', fallback' if o['fallback'] else ''})": o for o in shown
+    }
+    assert len(labels) == len(shown)  # an offer's two roles are two bars
+    assert drawn == {label: o["propositions"] for label, o in labels.items()}
+    section = page.split("<h2>Offers nobody gets", 1)[1].split("<h2>", 1)[0]
+    listed = set(re.findall(r"<small>([^<,]+)", section))
+    assert listed == nobody
 
 
 def _chromium() -> str | None:

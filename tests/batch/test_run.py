@@ -14,8 +14,10 @@ from sqlalchemy import func, select, update
 
 from overture.batch.run import BatchError, BatchSpec, run_batch
 from overture.demo import profiles
+from overture.history import rollups
 from overture.history.deployed import load_live
 from overture.store.history import InventoryCounterRow, ProfileVersionRow, PropositionRow
+from tests.demo import DEMO_AS_OF
 from tests.deployed import Deployed
 
 PEOPLE = 2_000
@@ -24,7 +26,7 @@ PEOPLE = 2_000
 @pytest.fixture
 def population(tmp_path: Path) -> str:
     path = tmp_path / "people.parquet"
-    pq.write_table(profiles.generate(PEOPLE), path)
+    pq.write_table(profiles.generate(PEOPLE, as_of=DEMO_AS_OF), path)
     return str(path)
 
 
@@ -45,6 +47,9 @@ def test_recorded_propositions_count_in_real_time(demo: Deployed, population: st
         stored = set(s.scalars(select(PropositionRow.tracking_code)))
     assert stored == {c for (c,) in codes}
     assert _count(demo, ProfileVersionRow) == first.recorded  # one bump per recipient
+    with demo.db.engine.connect() as conn:  # the reports' rollup counts them, exactly
+        assert rollups.maintained(conn) == rollups.from_history(conn)
+        assert sum(r[7] for r in rollups.maintained(conn) if r[6] == "*") == first.recorded
     given = dict(
         first.allocation.engine.rows(
             f"SELECT recipient, offer FROM {first.output.table} WHERE rank = 1"
@@ -262,7 +267,7 @@ def test_csv_and_parquet_give_the_same_propositions(tmp_path: Path) -> None:
     from overture.demo import CATALOG_PATH
     from overture.engine import build_plan
 
-    table = profiles.generate(3_000)
+    table = profiles.generate(3_000, as_of=DEMO_AS_OF)
     profiles.write(table, tmp_path / "p.csv")
     profiles.write(table, tmp_path / "p.parquet")
     now = dt.datetime(2026, 11, 23, 10)

@@ -10,8 +10,6 @@ chosen ones'. One Spark session serves the module; it needs pyspark and Java 17+
 from __future__ import annotations
 
 import math
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,25 +18,15 @@ import pytest
 
 from overture.batch.allocate import Allocation, allocate
 from overture.batch.engines import DuckDBEngine, SparkEngine, local_spark
+from tests.batch import odd_data
 from tests.batch.parity import NOW, PLACEMENTS, SPENT, World, assert_equals_the_engine, make_world
+from tests.spark import MARKS, require_spark
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-pytest.importorskip(
-    "pyspark",
-    reason="the Spark engine's tests need pyspark: pip install -e '.[dev]' (or '.[spark]')",
-)
-_JAVA_HOME = os.environ.get("JAVA_HOME", "")
-if shutil.which("java") is None and not (_JAVA_HOME and (Path(_JAVA_HOME) / "bin/java").exists()):
-    pytest.skip(
-        "Spark needs Java 17+, and there is no `java` on PATH (nor JAVA_HOME): "
-        "apt-get install openjdk-17-jre-headless",
-        allow_module_level=True,
-    )
-
-# one JVM: under pytest-xdist (--dist loadgroup) every Spark test runs in the same worker
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("spark")]
+require_spark()
+pytestmark = MARKS
 
 _CANDIDATES = "SELECT recipient, offer, score, ord, fallback, allowed FROM _alloc_cand"
 
@@ -140,3 +128,22 @@ def test_the_lists_method_is_duckdbs(
 ) -> None:
     with pytest.raises(ValueError, match="needs DuckDB; use rows on spark"):
         allocate(engines[0], world.plan, "app_home_card", "population", 1, now=NOW, method="lists")
+
+
+@pytest.mark.parametrize("kind", ["parquet", "csv"])
+def test_odd_data_decided_on_spark_as_in_real_time(
+    spark: SparkSession, tmp_path: Path, kind: str
+) -> None:
+    """NaN, ±inf, null list items, integers past 64 bits and zone-aware timestamps in a
+    Parquet or CSV file: a batch on Spark proposes what the engine does (test_odd_data.py
+    holds DuckDB and the engine to the same)."""
+    plan = odd_data.make_plan()
+    path = (
+        odd_data.write_parquet(tmp_path / "odd.parquet")
+        if kind == "parquet"
+        else odd_data.write_csv(tmp_path / "odd.csv")
+    )
+    want = odd_data.engine_decides(plan, odd_data.meant(csv=kind == "csv"))
+    if kind == "parquet":
+        assert odd_data.engine_decides(plan, odd_data.ODD) == want
+    assert odd_data.batch_decides(plan, SparkEngine(spark), path) == want

@@ -26,8 +26,10 @@ def overture(*args: str) -> tuple[int, str]:
 
 def test_simulate_a_catalog_folder(tmp_path: Path) -> None:
     people = str(tmp_path / "people.csv")
-    code, output = overture("demo-profiles", "--rows", "3000", "--out", people)
-    assert code == 0, output  # a CSV: products joined with ';'
+    code, output = overture(
+        "demo-profiles", "--rows", "3000", "--out", people, "--as-of", "2026-11-20"
+    )
+    assert code == 0, output  # a CSV: products joined with ';'; dated for --at below
     assert overture("init", str(tmp_path / "cat"))[0] == 0
     report, figures = tmp_path / "report.html", tmp_path / "figures.json"
     code, output = overture(

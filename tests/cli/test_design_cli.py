@@ -240,6 +240,8 @@ def test_runtime_keys(cli: CliRunner, database: Database) -> None:
         assert environment_of_key(s, key) == "staging"
     code, output = run(cli, "keys", "list")
     assert code == 0 and "web" in output and key not in output
+    code, output = run(cli, "keys", "list", "--env", "production")
+    assert code == 0 and "of production" in output and "web" not in output
     code, output = run(cli, "keys", "revoke", "1")
     assert code == 0 and "Revoked key #1" in output
     with database.session() as s:

@@ -4,6 +4,7 @@ databases."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import socket
@@ -15,9 +16,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from overture.cli import app
+from overture.demo import profiles
 from overture.design import access
 from overture.store import Database, migrate
 
@@ -85,6 +88,12 @@ def test_first_start_creates_an_administrator_and_says_how_to_log_in(
     assert (tmp_path / "overture.db").exists()
     assert f"Overture on {first.url}" in output
     assert "Imported the demo catalog" in output
+    assert "10,000 demo customers into table customers (C0000001…C0010000)" in output
+    db = Database(str(tmp_path / "overture.db"))
+    with db.session() as s:  # the customers are dated from today: the latest login was last night
+        latest = s.execute(text("SELECT max(last_login) FROM customers")).scalar_one()
+    db.dispose()
+    assert str(profiles.today() - dt.timedelta(days=1)) <= str(latest) < str(profiles.today())
     password = re.search(r"the password\s+(\S+)", output)
     assert password, output
     assert f"overture login --url {first.url} --user admin" in output
@@ -155,12 +164,12 @@ def test_db_commands_and_users_add(database: Database) -> None:
     with database.session() as s:
         assert access.login(s, "abe", "a long enough passphrase").operator == "abe"
 
-    for args, message in (
-        (["users", "add", "olga", "-r", "viewer"], "already exists"),
-        (["users", "add", "zed", "-r", "wizard"], "wizard"),
+    for args, code, message in (
+        (["users", "add", "olga", "-r", "viewer"], 1, "already exists"),  # the state refuses
+        (["users", "add", "zed", "-r", "wizard"], 2, "wizard"),  # wrong input
     ):
         result = runner.invoke(app, [*args, "--database", url])
-        assert result.exit_code == 2 and message in result.output, result.output
+        assert result.exit_code == code and message in result.output, result.output
     result = runner.invoke(
         app,
         ["users", "add", "zed", "-r", "viewer", "--database", url, "--password-stdin"],

@@ -69,6 +69,7 @@ EXPECTED: dict[str, Permission | None] = {
     "GET /v1/design/environments/{name}/deployments/{number}": P.READ,
     "POST /v1/design/environments/{name}/rollback": P.DEPLOY,
     "POST /v1/design/environments/{name}/simulations": P.SIMULATE,
+    "GET /v1/design/environments/{name}/reports/{by}": P.READ,
     "POST /v1/design/catalog/import": P.IMPORT,
     "GET /v1/design/catalog/export": P.READ,
     "GET /v1/design/audit": P.AUDIT,
@@ -81,6 +82,7 @@ PATH_VALUES = {
     "name": "staging",
     "number": "1",
     "key_id": "999999",
+    "by": "offer",
 }
 
 

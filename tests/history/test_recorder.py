@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -77,3 +79,44 @@ def test_a_closed_recorder_refuses_and_loses_nothing_accepted(database: Database
 
     asyncio.run(main())
     assert _stored(database) == {f"P{i}" for i in range(5)}
+
+
+def test_a_write_lock_held_elsewhere_does_not_stall_the_loop(tmp_path: Path) -> None:
+    """Another connection (a deployment, the design API) holds SQLite's write lock for a
+    while: the recorder waits for it without blocking the event loop, which keeps
+    running other tasks, and writes once the lock is free. (SQLite's file lock only:
+    PostgreSQL locks rows and waits in the server.)"""
+    path = tmp_path / "locked.db"
+    database = Database(f"sqlite:///{path}")
+    database.upgrade()
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # the write lock, held
+
+    async def main() -> tuple[str | None, int]:
+        recorder = Recorder(database)
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.005)
+
+        ticker = asyncio.create_task(tick())
+        write = asyncio.create_task(recorder.submit(_insert, "LATE"))
+        await asyncio.sleep(0.3)
+        assert not write.done()  # still waiting for the lock...
+        seen = ticks  # ...while the loop went on
+        other.execute("COMMIT")
+        result = await asyncio.wait_for(write, 5)
+        ticker.cancel()
+        await recorder.aclose()
+        return result, seen
+
+    try:
+        result, ticks = asyncio.run(main())
+    finally:
+        other.close()
+    assert result == "LATE"
+    assert ticks >= 20  # a blocked loop would have ticked once or twice in 0.3 s
+    assert _stored(database) == {"LATE"}

@@ -1,14 +1,19 @@
 """Hypothesis strategies: well-typed rule texts over a fixed schema, and rows for it.
 
-Expressions are generated as text, so the parser is exercised too. Value ranges are kept
-where both engines are exact (64-bit integers without overflow, dates within 1900–2100):
-the language documents these limits, it does not paper over them.
+Expressions are generated as text, so the parser is exercised too. Values reach the ends
+of every range the language defines (docs/rules.md "Numbers", "Dates", "Strings"):
+64-bit integers at ±2**63 and around 2**53, floats up to ±1.8e308 and down to 5e-324,
+dates from year 1 to 9999, letters whose case mappings differ between engines, the
+spaces TRIM treats differently; what is outside (NaN, ±inf, null list items, integers past
+64 bits) is made null or dropped when data is read, and `raw_rows` produces it for the
+readers' tests.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -35,37 +40,73 @@ SCHEMA = Schema(
 )
 NOW = dt.datetime(2026, 11, 23, 14, 30, 5)
 
-# Letters whose case mapping is one-to-one in every engine (see docs/rules.md on lower/upper).
-ALPHABET = "abcXYZ éÜ-"
+# Plain letters, and characters each engine maps or trims its own way: ß (SS in Python, ẞ in
+# DuckDB), İ, final sigma, ǰ and ΐ (two-character capitals), the ﬁ ligature, the Kelvin
+# sign, long s, a non-breaking and an ideographic space, a letter outside the BMP.
+ALPHABET = "abcXYZ éÜ-ßİΣσςǰΐﬁKſ\u00a0\u3000𐐀"
 texts = st.text(ALPHABET, max_size=5)
+EDGE_INTS = [
+    0, 1, -1, 2**31, -(2**31), 2**53, 2**53 + 1, -(2**53) - 1, 2**62, 2**63 - 1, -(2**63),
+    -(2**63) + 1,
+]  # fmt: skip
 small_ints = st.integers(-60, 60)
-floats = st.sampled_from([0.0, -0.0, 0.5, -0.5, 1.5, 2.5, -2.5, 3.25, 100.0, 1e-3, 7.0, -12.75])
-dates = st.dates(dt.date(1990, 1, 1), dt.date(2040, 12, 31))
-datetimes = st.datetimes(dt.datetime(1990, 1, 1), dt.datetime(2040, 12, 31))
+ints = st.one_of(small_ints, small_ints, small_ints, st.sampled_from(EDGE_INTS))
+EDGE_FLOATS = [
+    2.0**53, 2.0**53 + 2, -(2.0**53), 2.0**63, -(2.0**63), 9.223372036854775e18, 1e308,
+    -1e308, 1.7976931348623157e308, 5e-324, -5e-324, 1e-300, 0.49999999999999994, 1e15 + 0.5,
+    2.5e-308,
+]  # fmt: skip
+floats = st.one_of(
+    st.sampled_from([0.0, -0.0, 0.5, -0.5, 1.5, 2.5, -2.5, 3.25, 100.0, 1e-3, 7.0, -12.75]),
+    st.sampled_from(EDGE_FLOATS),
+)
+_ENDS = [dt.date(1, 1, 1), dt.date(1, 1, 2), dt.date(9999, 12, 31), dt.date(9999, 12, 30)]
+dates = st.one_of(
+    st.dates(dt.date(1990, 1, 1), dt.date(2040, 12, 31)), st.dates(), st.sampled_from(_ENDS)
+)
+datetimes = st.one_of(
+    st.datetimes(dt.datetime(1990, 1, 1), dt.datetime(2040, 12, 31)),
+    st.datetimes(),
+    st.sampled_from([dt.datetime.min, dt.datetime.max, dt.datetime(9999, 12, 31, 12)]),
+)
+
+
+def _float_text(x: float) -> str:
+    text = repr(x)
+    return text if "e" in text or "." in text else text + ".0"
 
 
 def _lit_str(s: str) -> str:
     return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def rows() -> st.SearchStrategy[dict[str, Any]]:
+# What data may hold but the language never sees: readers make these null or drop them.
+RAW_FLOATS = [math.nan, math.inf, -math.inf]
+
+
+def rows(raw: bool = False) -> st.SearchStrategy[dict[str, Any]]:
+    """Rows of values the language holds; with `raw`, as data may hold them (NaN and ±inf
+    in floats, nulls inside lists), for a test that reads them as the product does."""
+
     def nullable(s: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
         return st.one_of(st.none(), s, s)
 
+    float_values = st.one_of(floats, st.sampled_from(RAW_FLOATS)) if raw else floats
+    items = st.one_of(texts, st.none()) if raw else texts
     return st.fixed_dictionaries(
         {
-            "i1": nullable(small_ints),
-            "i2": nullable(small_ints),
-            "f1": nullable(floats),
-            "f2": nullable(floats),
+            "i1": nullable(ints),
+            "i2": nullable(ints),
+            "f1": nullable(float_values),
+            "f2": nullable(float_values),
             "s1": nullable(texts),
             "s2": nullable(texts),
             "b1": nullable(st.booleans()),
             "d1": nullable(dates),
             "d2": nullable(dates),
             "t1": nullable(datetimes),
-            "l1": nullable(st.lists(texts, max_size=3)),
-            "ctx_i": nullable(small_ints),
+            "l1": nullable(st.lists(items, max_size=3)),
+            "ctx_i": nullable(ints),
             "ctx_s": nullable(texts),
             "seg_a": st.booleans(),
         }
@@ -93,8 +134,8 @@ def _fmt(template: str, *parts: st.SearchStrategy[str]) -> st.SearchStrategy[str
 
 
 _LEAVES = {
-    Type.INT: lambda: st.one_of(small_ints.map(str), st.sampled_from(["i1", "i2", "context.i"])),
-    Type.FLOAT: lambda: st.one_of(floats.map(repr), st.sampled_from(["f1", "f2"])),
+    Type.INT: lambda: st.one_of(ints.map(str), st.sampled_from(["i1", "i2", "context.i"])),
+    Type.FLOAT: lambda: st.one_of(floats.map(_float_text), st.sampled_from(["f1", "f2"])),
     Type.STRING: lambda: st.one_of(texts.map(_lit_str), st.sampled_from(["s1", "s2", "context.s"])),
     Type.BOOL: lambda: st.sampled_from(["b1", "segment.a", "True", "False"]),
     Type.DATE: lambda: st.one_of(
@@ -116,6 +157,8 @@ def _comparisons(sub: dict[Type, Any]) -> list[st.SearchStrategy[str]]:
         for t in _ORDERED
     ]
     out.append(_fmt("({} < {})", sub[Type.INT](), sub[Type.FLOAT]()))
+    out.append(_fmt("({} == {})", sub[Type.INT](), sub[Type.FLOAT]()))
+    out.append(_fmt("({} in ({}, {}))", sub[Type.INT](), sub[Type.FLOAT](), sub[Type.INT]()))
     out.append(_fmt("({} == {})", sub[Type.BOOL](), sub[Type.BOOL]()))
     out.append(_fmt("({} < {} <= {})", sub[Type.INT](), sub[Type.INT](), sub[Type.INT]()))
     return out
@@ -164,6 +207,10 @@ def _int_composites(sub: dict[Type, Any]) -> list[st.SearchStrategy[str]]:
         _fmt("abs({})", i()),
         _fmt("round({})", i()),
         _fmt("floor({})", i()),
+        _fmt("round({})", sub[Type.FLOAT]()),
+        _fmt("floor({})", sub[Type.FLOAT]()),
+        _fmt("ceil({})", sub[Type.FLOAT]()),
+        _fmt("(round({}) % 2)", sub[Type.FLOAT]()),
         _fmt("len({})", sub[Type.STRING]()),
         _fmt("len({})", sub[Type.LIST]()),
         _fmt("days_since({})", d),
@@ -191,9 +238,6 @@ def _float_composites(sub: dict[Type, Any]) -> list[st.SearchStrategy[str]]:
         _fmt("({} / {})", num, num),
         _fmt("(-{})", f()),
         _fmt("abs({})", f()),
-        _fmt("round({})", f()),
-        _fmt("floor({})", f()),
-        _fmt("ceil({})", f()),
         _fmt("max({}, {})", f(), num),
         _fmt("coalesce({}, {})", f(), num),
         _fmt("({} if {} else {})", f(), sub[Type.BOOL](), num),
@@ -214,7 +258,7 @@ def _string_composites(sub: dict[Type, Any]) -> list[st.SearchStrategy[str]]:
 
 
 def _date_composites(sub: dict[Type, Any]) -> list[st.SearchStrategy[str]]:
-    days = st.integers(-400, 400).map(str)
+    days = st.one_of(st.integers(-400, 400), st.sampled_from([3_000_000, -3_652_059])).map(str)
     return [
         _fmt("add_days({}, {})", sub[Type.DATE](), st.one_of(days, st.just("i1"))),
         _fmt("date({})", sub[Type.DATETIME]()),
@@ -224,7 +268,7 @@ def _date_composites(sub: dict[Type, Any]) -> list[st.SearchStrategy[str]]:
 
 
 def _datetime_composites(sub: dict[Type, Any]) -> list[st.SearchStrategy[str]]:
-    days = st.integers(-400, 400).map(str)
+    days = st.one_of(st.integers(-400, 400), st.sampled_from([3_000_000, -3_652_059])).map(str)
     return [
         _fmt("add_days({}, {})", sub[Type.DATETIME](), st.one_of(days, st.just("i2"))),
         _fmt("datetime({})", sub[Type.DATE]()),

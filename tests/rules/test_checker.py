@@ -94,7 +94,9 @@ def test_numeric_result_for_weights() -> None:
 def test_types_and_nullability_are_inferred() -> None:
     tree = check(parse("age + 1"), SCHEMA, NUMBER_RESULT)
     assert (tree.type, tree.nullable) == (Type.INT, True)
-    tree = check(parse("coalesce(age, 0) * 2"), SCHEMA, NUMBER_RESULT)
+    tree = check(parse("coalesce(age, 0) - 1"), SCHEMA, NUMBER_RESULT)
+    assert (tree.type, tree.nullable) == (Type.INT, True)  # -2**63 - 1 is out of range: null
+    tree = check(parse("coalesce(age, 0)"), SCHEMA, NUMBER_RESULT)
     assert (tree.type, tree.nullable) == (Type.INT, False)
     tree = check(parse("segment.young"), SCHEMA)
     assert tree.nullable is False

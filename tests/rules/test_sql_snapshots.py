@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 
 from overture.rules import NUMBER_RESULT, Schema, Type, compile_rule
+from overture.rules.functions import case_tables
 
 SCHEMA = Schema(
     profile={
@@ -50,16 +51,45 @@ SNAPSHOTS = {
     (
         "duckdb",
         "income / age > 1.5",
-    ): """(CAST("income" AS DOUBLE) / NULLIF(CAST("age" AS DOUBLE), 0)) > CAST(1.5 AS DOUBLE)""",
-    ("postgres", "round(income) > 2.5 and lower(min(country, 'ZZ')) < 'm'"): (
-        """(CAST(ROUND(CAST("income" AS DECIMAL)) AS DOUBLE PRECISION) > CAST(2.5 AS DOUBLE """
-        """PRECISION)) AND (LOWER(CASE WHEN "country" IS NULL THEN NULL ELSE LEAST("country" """
-        """COLLATE "C", 'ZZ' COLLATE "C") COLLATE "default" END) COLLATE "C" < 'm' COLLATE "C")"""
+    ): (
+        # a quotient past ±1.8e308 is null, as in Python
+        """CASE WHEN ABS(CAST("income" AS DOUBLE) / NULLIF(CAST("age" AS DOUBLE), 0)) <= """
+        """CAST(1.7976931348623157e+308 AS DOUBLE) THEN CAST("income" AS DOUBLE) / """
+        """NULLIF(CAST("age" AS DOUBLE), 0) END > CAST(1.5 AS DOUBLE)"""
+    ),
+    ("postgres", "round(income) > 2 and min(country, 'ZZ') < 'm'"): (
+        # halves away from zero on the exact fraction; null past 64 bits
+        """(CASE WHEN "income" >= CAST(-9.223372036854776E+18 AS DOUBLE PRECISION) AND """
+        """"income" < CAST(9.223372036854776e+18 AS DOUBLE PRECISION) THEN CAST(SIGN("income") """
+        """* (FLOOR(ABS("income")) + CASE WHEN ABS("income") - FLOOR(ABS("income")) >= CAST(0.5 """
+        """AS DOUBLE PRECISION) THEN 1 ELSE 0 END) AS BIGINT) END > 2) AND (CASE WHEN "country" """
+        """IS NULL THEN NULL ELSE LEAST("country" COLLATE "C", 'ZZ' COLLATE "C") COLLATE """
+        """"default" END COLLATE "C" < 'm' COLLATE "C")"""
     ),
     (
         "spark",
         "add_days(last_login, 2) > now()",
-    ): """TIMESTAMPADD(DAY, 2, `last_login`) > CAST('2026-11-23 12:00:00' AS TIMESTAMP)""",
+    ): (
+        # null outside years 1-9999, tested before the date is moved
+        """CASE WHEN 2 BETWEEN DATEDIFF(CAST('0001-01-01' AS DATE), CAST(`last_login` AS DATE)) """
+        """AND DATEDIFF(CAST('9999-12-31' AS DATE), CAST(`last_login` AS DATE)) THEN """
+        """TIMESTAMPADD(DAY, 2, `last_login`) END > CAST('2026-11-23 12:00:00' AS TIMESTAMP)"""
+    ),
+    # integers: null past 64 bits; floats: null past ±1.8e308 (PostgreSQL: session functions)
+    ("duckdb", "age * 2 - 1 > income * 1.5"): (
+        """TRY(CAST(TRY(CAST("age" AS BIGINT) * 2) AS BIGINT) - 1) > CASE WHEN ABS("income" * """
+        """CAST(1.5 AS DOUBLE)) <= CAST(1.7976931348623157e+308 AS DOUBLE) THEN "income" * """
+        """CAST(1.5 AS DOUBLE) END"""
+    ),
+    ("spark", "age * 2 - 1 > income * 1.5"): (
+        """TRY_SUBTRACT(CAST(TRY_MULTIPLY(CAST(`age` AS BIGINT), CAST(2 AS BIGINT)) AS BIGINT), """
+        """CAST(1 AS BIGINT)) > CASE WHEN ABS(`income` * CAST(1.5 AS DOUBLE)) <= """
+        """CAST(1.7976931348623157e+308 AS DOUBLE) THEN `income` * CAST(1.5 AS DOUBLE) END"""
+    ),
+    ("postgres", "age * 2 - 1 > income * 1.5"): (
+        """(pg_temp.overture_isub((pg_temp.overture_imul("age", 2)), 1)) > """
+        """(pg_temp.overture_fmul("income", CAST(1.5 AS DOUBLE PRECISION)))"""
+    ),
     (
         "duckdb",
         "max(age, 3) > 4",
@@ -70,6 +100,15 @@ SNAPSHOTS = {
 @pytest.mark.parametrize(("dialect", "source"), list(SNAPSHOTS))
 def test_generated_sql(dialect: str, source: str) -> None:
     assert compile_rule(source, SCHEMA).sql(dialect, now=NOW) == SNAPSHOTS[dialect, source]
+
+
+@pytest.mark.parametrize("dialect", ["duckdb", "postgres", "spark"])
+def test_case_mapping_is_one_table_in_every_dialect(dialect: str) -> None:
+    """lower()/upper() translate by the language's own table: engines' own mappings differ."""
+    lowered, _ = case_tables()
+    sql = compile_rule("lower(country) == 'x'", SCHEMA).sql(dialect)
+    assert sql.startswith("TRANSLATE(")
+    assert "".join(lowered) in sql and "".join(lowered.values()) in sql
 
 
 def test_value_expression_sql() -> None:

@@ -14,6 +14,7 @@ from overture.demo import profiles as demo_profiles
 from overture.engine import DecisionRequest, build_plan
 from overture.runtime.schemas import DecisionOut
 from overture.store.history import PropositionRow
+from tests.demo import DEMO_AS_OF
 from tests.deployed import DEMO_PROFILES, Deployed
 
 HERO_AND_SIDEBAR = [{"placement": "web_home_hero"}, {"placement": "web_account_sidebar"}]
@@ -31,7 +32,7 @@ def test_a_profile_id_is_looked_up_and_decided_as_the_engine_decides(api: TestCl
         expected = plan.decide(
             DecisionRequest.for_placements(
                 ["web_home_hero", "web_account_sidebar"],
-                profile=demo_profiles.profile(customer),
+                profile=demo_profiles.profile(customer, as_of=DEMO_AS_OF),
                 now=dt.datetime.fromisoformat(body.decided_at.rstrip("Z")),
             )
         )

@@ -171,3 +171,29 @@ def _wait_for_deployment(seen: list[tuple[int, int, str]], number: int) -> None:
     while not any(n == number for _, n, _ in seen[-20:]):
         assert time.monotonic() < deadline, f"deployment #{number} was not picked up"
         time.sleep(0.01)
+
+
+def test_after_losing_a_race_a_node_reads_versions_and_stops_deciding_twice(
+    shop: Deployed, counters: dict[str, Any]
+) -> None:
+    """Two nodes taking turns on one profile: each holds the profile's history in its cache
+    and the other changes it. The first stale decision loses its claim and is made again;
+    from then on the node checks the profile's version before deciding with its cache, so
+    the turns that follow lose nothing, and every answer respects the cap."""
+    ask = {"profile_id": "turns", "placements": [{"placement": "banner"}]}
+
+    def conflicts(url: str) -> float:
+        text = httpx.get(f"{url}/metrics").text
+        lines = [x for x in text.splitlines() if x.startswith("overture_claim_conflicts_total")]
+        return sum(float(x.rsplit(" ", 1)[1]) for x in lines)
+
+    with (
+        nodes(shop.db, 2, **counters) as (a, b),
+        httpx.Client(headers={"X-API-Key": shop.key}) as client,
+    ):
+        for turn in range(8):
+            for url in (a, b):
+                assert client.post(f"{url}/v1/decisions", json=ask).status_code == 200, turn
+        lost = conflicts(a) + conflicts(b)
+    assert 1 <= lost <= 2  # each node loses once, at most, then reads versions
+    assert proposed(shop.db) == {("turns", "BIG"): 2, ("turns", "RARE"): 2, ("turns", "HELLO"): 12}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from starlette.testclient import TestClient
 
 from overture.store import Database
@@ -39,6 +40,45 @@ def test_readiness_reports_the_deployment_serving(shop: Deployed) -> None:
         body = client.get("/readyz").json()
         assert body["ready"] is True
         assert body["environments"]["staging"]["deployment"] == 1
+
+
+def test_readiness_reports_each_dependency(shop: Deployed) -> None:
+    """Each dependency and its state (tests/runtime/test_failures.py takes them down)."""
+    with shop.client() as client:
+        answer = client.get("/readyz")
+    body = answer.json()
+    assert (answer.status_code, body["status"]) == (200, "ready")
+    database = body["dependencies"]["database"]
+    assert database["state"] == "up" and database["since"] and database["checked_at"]
+    assert body["dependencies"]["redis"] == {"state": "not used"}
+
+
+def test_an_unexpected_error_is_told_to_people_without_its_name(
+    shop_api: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure nothing expected is a 500 whose detail says what to do, never the
+    exception's name; a dependency that stopped answering is a 503 with Retry-After."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    node = shop_api.app.state.node  # type: ignore[attr-defined]
+    ask = {"placements": [{"placement": "banner"}]}
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise KeyError("boom")
+
+    monkeypatch.setattr(node.runtime, "decide", broken)
+    answer = shop_api.post("/v1/decisions", json=ask)
+    assert answer.status_code == 500
+    assert "KeyError" not in answer.text and "boom" not in answer.text
+    assert "retry" in answer.json()["detail"]
+
+    async def unreachable(*args: object, **kwargs: object) -> None:
+        raise RedisConnectionError("Error 111 connecting to 127.0.0.1:1. Connection refused.")
+
+    monkeypatch.setattr(node.runtime, "decide", unreachable)
+    answer = shop_api.post("/v1/decisions", json=ask)
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "5"
+    assert "Error" not in answer.json()["detail"]
 
 
 def test_the_openapi_description_covers_every_runtime_route(shop_api: TestClient) -> None:

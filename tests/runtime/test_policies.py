@@ -4,6 +4,7 @@ history the runtime records (see overture.history.ledger for what counts)."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
@@ -146,3 +147,29 @@ def test_profile_history_for_support_desks(shop_api: TestClient) -> None:
     )
     assert shop_api.get("/v1/profiles/v1/history?limit=0").status_code == 400
     assert shop_api.get("/v1/profiles/v1/history?lim=3").status_code == 400
+
+
+def test_a_deployment_that_widens_a_window_counts_what_the_cache_had_left_out(
+    shop: Deployed,
+) -> None:
+    """A node keeps profile histories across deployments whose policies look back as far;
+    one that looks further back is counted from a fresh read: a cache holding the 7-day
+    window would miss the propositions of ten days ago."""
+    from tests.deployed import deploy
+    from tests.runtime.catalogs import SHOP
+
+    ten_days_ago = (dt.datetime.now(dt.UTC) - dt.timedelta(days=10)).isoformat()
+    with shop.client(accept_decision_times=True) as past:  # another node, ten days ago
+        assert [banner(past, "w", at=ten_days_ago)["offer"] for _ in range(2)] == ["BIG"] * 2
+    with shop.client() as api:
+        assert banner(api, "w")["offer"] == "BIG"  # "w" read and cached with 7 days
+        before = api.get("/readyz").json()["environments"]["staging"]["deployment"]
+        deploy(shop.db, {"shop.yaml": SHOP.replace("window: 7d", "window: 30d")})
+        for _ in range(100):
+            if api.get("/readyz").json()["environments"]["staging"]["deployment"] > before:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the node did not swap in the new deployment")
+        # 30 days: the two of ten days ago and today's one count, BIG is capped
+        assert banner(api, "w")["offer"] == "RARE"

@@ -32,6 +32,7 @@ from overture.design import access
 from overture.runtime import RuntimeNode, RuntimeSettings, create_app, openapi
 from overture.store import Database
 from overture.store.profiles import load_rows
+from tests.demo import DEMO_AS_OF
 from tests.deployed import DEMO_PROFILES, deploy
 from tests.design.helpers import ADMIN, demo_files
 from tests.design.server import serve_app
@@ -87,7 +88,7 @@ def node(
         db.upgrade()
         key = deploy(db, demo_files())
         audience = load_catalog(CATALOG_PATH).audiences[0]
-        load_rows(db, audience, demo_profiles.generate(DEMO_PROFILES).to_pylist())
+        load_rows(db, audience, demo_profiles.generate(DEMO_PROFILES, as_of=DEMO_AS_OF).to_pylist())
         app = create_app(RuntimeNode(RuntimeSettings(poll_seconds=0.1), db=db))
         url = stack.enter_context(serve_app(app))
         yield Node(request.param, db, url, key)

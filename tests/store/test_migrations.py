@@ -60,3 +60,37 @@ def test_downgrade_to_base_and_up_again(database: Database) -> None:
     assert current(database) is None
     upgrade(database)
     assert current(database) == head()
+
+
+def test_upgrading_to_the_reports_counts_the_history_recorded_before(database: Database) -> None:
+    """History recorded before the reports existed is in the rollup migration 0005 makes."""
+    from overture.history import rollups
+
+    downgrade(database, "0004")
+    with database.engine.begin() as conn:
+        for n, (offer, day) in enumerate(
+            [("A", "2026-11-01"), ("A", "2026-11-01"), ("B", "2026-11-02")]
+        ):
+            conn.execute(
+                text(
+                    "INSERT INTO propositions (tracking_code, environment, deployment, audience, "
+                    "placement, channel, offer_code, categories, rank, score, probability, "
+                    "fallback, decided_at) VALUES (:code, 'staging', 1, 'customer', 'p', 'web', "
+                    ":offer, 'cards lending', 1, 1.0, 1.0, false, :at)"
+                ),
+                {"code": f"t{n}", "offer": offer, "at": f"{day} 10:00:00"},
+            )
+        conn.execute(
+            text(
+                "INSERT INTO events (environment, event_id, name, kind, counted, tracking_code, "
+                "offer_code, categories, channel, placement, at, received_at, attributes) VALUES "
+                "('staging', 'e1', 'accepted', 'accepted', true, 't0', 'A', 'cards lending', "
+                "'web', 'p', '2026-11-03 09:00:00', '2026-11-03 09:00:00', '{}')"
+            )
+        )
+    upgrade(database)
+    with database.engine.connect() as conn:
+        kept = rollups.maintained(conn)
+        assert kept == rollups.from_history(conn)
+    assert ("staging", "2026-11-01", "A", "p", "web", "cards", "*", 2, 0, 0, 0) in kept
+    assert ("staging", "2026-11-03", "A", "p", "web", "cards", "*", 0, 0, 1, 0) in kept

@@ -49,13 +49,21 @@ class SqlEngine(Protocol):
 
 
 class DuckDBEngine:
-    """Statements run as written, on a DuckDB connection (an in-memory one by default)."""
+    """Statements run as written, on a DuckDB connection (an in-memory one by default).
+
+    The engine sets the connection's time zone to UTC, as the runtime's and SparkEngine's:
+    DuckDB casts a TIMESTAMP WITH TIME ZONE (a zone-aware Parquet or Arrow column, a
+    history read from PostgreSQL) to a TIMESTAMP or a DATE in the connection's zone, which
+    is the host's by default, so that `date(last_login) == today()` would depend on the
+    machine the batch runs on.
+    """
 
     name = "duckdb"
     dialect = "duckdb"
 
     def __init__(self, con: duckdb.DuckDBPyConnection | None = None) -> None:
         self.con = con if con is not None else duckdb.connect()
+        self.con.execute("SET TimeZone = 'UTC'")
 
     def create(self, table: str, sql: str, dialect: str = WRITTEN_IN) -> None:
         assert dialect == self.dialect, f"a {dialect} statement given to DuckDB"

@@ -164,13 +164,16 @@ def simulation_figures(
     ):
         counts[(offer, bool(fallback))][step] = int(n)
     population = engine.rows(f"SELECT count(*) FROM ({query.recipients}) r")[0][0]
-    by_rank: dict[str, dict[str, int]] = defaultdict(dict)
+    # an offer may be both a ranked candidate and a fallback: each role is an entry of its
+    # own, with its own propositions and ranks
+    by_rank: dict[tuple[str, bool], dict[str, int]] = defaultdict(dict)
     allocated: dict[tuple[str, bool], int] = defaultdict(int)
     for offer, fallback, rank, n in engine.rows(
         f"SELECT offer, fallback, rank, count(*) FROM {output.table} GROUP BY offer, fallback, rank"
     ):
-        by_rank[offer][str(rank)] = by_rank[offer].get(str(rank), 0) + int(n)
-        allocated[(offer, bool(fallback))] += int(n)
+        key = (offer, bool(fallback))
+        by_rank[key][str(rank)] = by_rank[key].get(str(rank), 0) + int(n)
+        allocated[key] += int(n)
     scores = {
         offer: {
             "count": int(n),
@@ -196,6 +199,13 @@ def simulation_figures(
         key = (cand.offer.code, fallback)
         steps = _funnel(counts.get(key, {}), population, allocated.get(key, 0), key in never)
         given = allocated.get(key, 0)
+        why_none: str | None = None
+        if not given:
+            why_none = never.get(key) or _why_none(steps)
+            other = allocated.get((cand.offer.code, not fallback), 0)
+            if other:
+                role = "as a ranked offer" if fallback else "as a fallback"
+                why_none += f" (given {role} {other} times)"
         offers.append(
             {
                 "offer": cand.offer.code,
@@ -203,9 +213,9 @@ def simulation_figures(
                 "category": cand.offer.category,
                 "fallback": fallback,
                 "propositions": given,
-                "by_rank": by_rank.get(cand.offer.code, {}) if not fallback else {},
+                "by_rank": by_rank.get(key, {}),
                 "funnel": steps,
-                "why_none": None if given else never.get(key) or _why_none(steps),
+                "why_none": why_none,
                 "score": scores.get(cand.offer.code) if not fallback else None,
             }
         )

@@ -26,6 +26,7 @@ import pyarrow as pa
 from sqlalchemy import Connection, select
 
 from overture.batch.policies import HISTORY_COLUMNS
+from overture.history import rollups
 from overture.history import tables as t
 from overture.history.counted import every_profile
 from overture.history.deployed import LivePlan
@@ -164,6 +165,7 @@ def record(
     total = 0
     postgres = db.engine.dialect.name == "postgresql"
     decided_at = driver_time(now, not postgres)
+    deltas: rollups.Deltas = {}
     with db.engine.begin() as conn:
         for batch in batches:
             data = batch.to_pydict()
@@ -189,6 +191,7 @@ def record(
                         channel,
                         offer,
                         categories.get(offer, ""),
+                        "",  # segments: a batch does not record them (yet)
                         rank,
                         score,
                         1.0,
@@ -200,6 +203,7 @@ def record(
                 recipients.add(who)
             total += len(rows)
             _insert(conn, rows, postgres)
+            _rollup(rows, deltas)
         bump = for_driver(t.BUMP_VERSION, not postgres)
         ordered = sorted(recipients)
         for start in range(0, len(ordered), _BATCH):
@@ -207,8 +211,23 @@ def record(
                 bump, [(live.environment, audience, p) for p in ordered[start : start + _BATCH]]
             )
         _release(conn, hold, given)
+        if deltas:  # last, just before the commit: its rows are held briefly
+            conn.exec_driver_sql(
+                for_driver(rollups.UPSERT, not postgres), rollups.upsert_rows(deltas)
+            )
     hold.taken.clear()
     return total, given
+
+
+def _rollup(rows: list[tuple[Any, ...]], deltas: rollups.Deltas) -> None:
+    """Add what these propositions add to the reports' rollup (history/rollups.py) to
+    `deltas`, written once at the end of the run's transaction."""
+    named = (dict(zip(PROPOSITION_COLUMNS, row, strict=True)) for row in rows)
+    rollups.propositions(({**r, "decided_at": _as_time(r["decided_at"])} for r in named), deltas)
+
+
+def _as_time(value: Any) -> dt.datetime:
+    return value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
 
 
 def _insert(conn: Connection, rows: list[tuple[Any, ...]], postgres: bool) -> None:

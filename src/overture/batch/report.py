@@ -72,11 +72,18 @@ def render_report(figures: Mapping[str, Any]) -> str:
         offers=offers,
         kinds=kinds,
         funnel_rows=[(offer, _funnel_row(offer, kinds)) for offer in offers],
-        nobody=[(offer, _why_none(offer)) for offer in offers if _given(offer) == 0],
+        nobody=offers_nobody_gets(offers),
         top_bars=min(TOP_BARS, sum(1 for offer in offers if _given(offer) > 0)),
         top_funnels=min(TOP_FUNNELS, len(offers)),
         top_scores=min(TOP_BARS, len(_scored(offers))),
     )
+
+
+def offers_nobody_gets(offers: Sequence[Offer]) -> list[tuple[Offer, str]]:
+    """The entries of the offers given to nobody, with why. An offer may have two entries,
+    ranked and fallback: given in either role, somebody gets it."""
+    given = {str(o.get("offer")) for o in offers if _given(o) > 0}
+    return [(o, _why_none(o)) for o in offers if str(o.get("offer")) not in given]
 
 
 def _plain(value: Any) -> Any:
@@ -93,9 +100,11 @@ def _given(offer: Offer) -> int:
 
 
 def _label(offer: Offer) -> str:
-    """The name a marketer knows, with the code that keeps chart categories unique."""
+    """The name a marketer knows, with the code (and the role, for an offer's fallback
+    entry) that keep chart categories unique."""
     name, code = offer.get("name"), offer.get("offer")
-    return _svg_text(f"{name} ({code})" if name and name != code else str(code))
+    role = ", fallback" if offer.get("fallback") else ""
+    return _svg_text(f"{name} ({code}{role})" if name and name != code else f"{code}{role}")
 
 
 def _svg_text(text: object) -> str:

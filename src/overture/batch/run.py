@@ -9,7 +9,9 @@ steps    population -> allocate -> output (content, tracking codes) -> file / hi
 
 The population is read as the audience's fields, cast to their types: a missing field is
 a NULL column (rules reading it are not true, as in real time), an extra column is left
-out, and a missing or duplicated id is an error that says which.
+out, and a missing or duplicated id is an error that says which. Odd data (NaN, infinities,
+null list items, integers past 64 bits, zone-aware timestamps) is read as the runtime
+coerces it: population.py says how, for every way in.
 """
 
 from __future__ import annotations
@@ -25,10 +27,9 @@ from sqlalchemy import text
 from overture.batch.allocate import Allocation, allocate
 from overture.batch.engines import DuckDBEngine, SparkEngine, SqlEngine, local_spark
 from overture.batch.output import Output, finish
+from overture.batch.population import population_columns
 from overture.engine.plan import DecisionPlan
 from overture.history.deployed import LivePlan
-from overture.rules import Type
-from overture.rules.sqlcompile import sql_type
 from overture.store import Database
 
 POPULATION = "_population"
@@ -210,21 +211,7 @@ def _population(
             f"the population has no column {info.id_field!r} (the {audience} audience's id); "
             f"its columns: {', '.join(columns.values()) or 'none'}"
         )
-    select = []
-    for name, type_ in info.fields.items():
-        sql = sql_type(type_).sql("duckdb")
-        if name == info.id_field:
-            sql = "VARCHAR"
-        raw = columns.get(name.lower())
-        source = f'"{raw}"' if raw is not None else "NULL"
-        if raw is not None and type_ is Type.LIST and _textual(types[raw]):
-            # a list in a CSV: items joined with ';' (as `overture demo-profiles` writes);
-            # an empty cell is an empty list (CSV cannot tell it from a missing one)
-            source = (
-                f"CASE WHEN coalesce(trim({source}), '') = '' THEN CAST([] AS VARCHAR[]) "
-                f"ELSE string_split({source}, ';') END"
-            )
-        select.append(f'CAST({source} AS {sql}) AS "{name}"')
+    select = population_columns(types, info.fields, info.id_field, engine.name)
     engine.create(POPULATION, f"SELECT {', '.join(select)} FROM _population_raw")
     key = f'"{info.id_field}"'
     total, distinct, missing = engine.rows(
@@ -241,10 +228,6 @@ def _population(
             + ", ".join(str(d[0]) for d in dupes)
             + ": give each recipient once"
         )
-
-
-def _textual(engine_type: str) -> bool:
-    return engine_type.lower() in ("varchar", "string")
 
 
 def _stored_profiles(db: Database, plan: DecisionPlan, audience: str, limit: int | None) -> Any:

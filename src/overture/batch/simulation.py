@@ -28,16 +28,19 @@ def simulate_deployment(
     at: dt.datetime | None = None,
     requested_by: str = "",
     html: bool = False,
+    population: str | None = None,
 ) -> str:
-    """The simulation's figures as JSON, or its HTML report. Raises NotDeployed (a
+    """The simulation's figures as JSON, or its HTML report, over the stored profiles or a
+    `population` file (.parquet or .csv). Raises NotDeployed (a
     LookupError) when the environment has nothing deployed, BatchError (a ValueError) when
     the simulation cannot run as asked."""
     live = load_live(db, environment)
     spec = BatchSpec(
         placement=placement,
         n=n,
-        stored_profiles=True,
-        limit=limit,
+        population=population,
+        stored_profiles=population is None,
+        limit=limit if population is None else None,
         simulate=True,
         now=at.astimezone(dt.UTC).replace(tzinfo=None) if at and at.tzinfo else at,
     )

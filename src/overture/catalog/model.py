@@ -176,8 +176,45 @@ class Audience(_Model):
     profile_table: Identifier | None = None
 
 
-EventName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")]
-"""As Interact names events: a letter, then letters, digits or `_` (compared ignoring case)."""
+# (?!.*\n): `$` also matches before a final newline, and msgspec searches with the pattern
+EVENT_NAME_PATTERN = r"^(?!.*\n)[A-Za-z](?:[A-Za-z0-9_ \-]{0,62}[A-Za-z0-9_\-])?$"
+EVENT_NAME_RULE = "a letter, then letters, digits, _, - or spaces (not at the end); 64 at most"
+
+
+def event_name_problem(name: str) -> str | None:
+    """Why `name` is no event name (None: it is one). Event names are as Interact's: a
+    letter, then letters, digits, `_`, `-` or spaces ("Add To Cart", "page-view"), not
+    ending with a space, 64 characters at most; compared ignoring case. The same rule holds
+    in the catalog (a channel's events) and in the runtime (posted events, both APIs)."""
+    if re.fullmatch(EVENT_NAME_PATTERN, name):
+        return None
+    control = next((c for c in name if not c.isprintable()), None)
+    if control is not None:
+        return f"it holds a control character or an invisible one (U+{ord(control):04X})"
+    if len(name) > 64:
+        return f"it has {len(name)} characters, more than 64 characters"
+    if not name[:1].isascii() or not name[:1].isalpha():
+        return "it must start with a letter (A-Z, a-z)"
+    if name.endswith(" "):
+        return "it must not end with a space"
+    return "it may hold only letters (A-Z, a-z), digits, _, - and spaces"
+
+
+def _event_name(name: str) -> str:
+    problem = event_name_problem(name)
+    if problem is not None:
+        raise ValueError(f"{name!r} is not an event name: {problem} ({EVENT_NAME_RULE})")
+    return name
+
+
+EventName = Annotated[
+    str,
+    AfterValidator(_event_name),
+    WithJsonSchema(
+        {"type": "string", "pattern": EVENT_NAME_PATTERN, "description": EVENT_NAME_RULE}
+    ),
+]
+"""As Interact names events ("Add To Cart", "page-view"): see `event_name_problem`."""
 
 
 class ChannelEvents(_Model):

@@ -32,7 +32,7 @@ from overture.catalog.model import (
     Policy,
     Settings,
 )
-from overture.catalog.templates import check_template
+from overture.catalog.templates import ValidationBudget, check_template
 from overture.rules import NUMBER_RESULT, RuleError, Schema, Type, check, parse
 from overture.rules.checker import BOOL_RESULT, literal_type
 from overture.rules.parser import suggest
@@ -252,6 +252,9 @@ class _Semantic:
         self.broken = broken
         self.issues: list[Issue] = []
         self.scopes = scopes.Scopes(catalog)
+        # one budget for the templates' constant parts of the whole catalog: a catalog of
+        # many costly templates cannot hold validation (and the design API) for long
+        self.template_budget = ValidationBudget()
 
     def run(self) -> list[Issue]:
         self.duplicates()
@@ -307,7 +310,7 @@ class _Semantic:
                 self.add(path, d.message, d.hint, rule_pos=(d.line, d.column))
 
     def template(self, path: Path, text: str, fields: dict[str, frozenset[str] | None]) -> None:
-        for p in check_template(text, fields):
+        for p in check_template(text, fields, self.template_budget):
             self.add(path, p.message, p.hint, rule_pos=(p.line, p.column))
 
     # -- checks --------------------------------------------------------------------

@@ -10,6 +10,7 @@ Presentation lives here; the work is done by overture.catalog and overture.engin
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 from pathlib import Path
@@ -139,7 +140,9 @@ def decide(
     when = _option(lambda: parse_datetime(now), "--now", "an ISO date-time") if now else None
     attributes: dict[str, Any] = _json_option(profile, "--profile") if profile else {}
     if profile_id is not None:
-        attributes = {**_lookup(catalog, audience, profile_id, profiles), **attributes}
+        # a demo customer is dated from the day of the decision (naive UTC)
+        found = _lookup(catalog, audience, profile_id, profiles, when.date() if when else None)
+        attributes = {**found, **attributes}
     plan = build_plan(catalog, when, validated=True)
     request = DecisionRequest.for_placements(
         [(p, count) if count else p for p in placement],
@@ -171,16 +174,34 @@ def demo_profiles(
         "profiles.parquet"
     ),
     seed: Annotated[int, typer.Option(help="Another seed gives another population.")] = 7,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="The day their dates count back from, YYYY-MM-DD (default: today, UTC).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Write the demo catalog's customers: the same rows for the same seed, every time."""
+    """Write the demo catalog's customers: the same rows for the same seed, every time, their
+    dates (customer since, last login) counted back from today or --as-of."""
     from overture.demo import profiles as demo
 
     if out_file.suffix not in (".parquet", ".csv"):
         err.print(f"[red]--out must end in .parquet or .csv[/], not {out_file.name!r}")
         raise typer.Exit(2)
-    demo.write(demo.generate(rows, seed), out_file)
+    day = (
+        _option(lambda: dt.date.fromisoformat(as_of), "--as-of", "a date like 2026-11-20")
+        if as_of
+        else demo.today()
+    )
+    demo.write(demo.generate(rows, seed, day), out_file)
     last = demo.customer_id(rows - 1)
-    out.print(f"Wrote {rows:,} customers to [bold]{out_file}[/] (ids C0000001…{last}).")
+    out.print(
+        f"Wrote {rows:,} customers to [bold]{out_file}[/] (ids C0000001…{last}), "
+        f"dated as at {day.isoformat()}.",
+        soft_wrap=True,
+    )
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -205,18 +226,25 @@ def _json_option(text: str, name: str) -> dict[str, Any]:
 
 
 def _lookup(
-    catalog: Any, audience: str | None, profile_id: str, profiles: Path | None
+    catalog: Any,
+    audience: str | None,
+    profile_id: str,
+    profiles: Path | None,
+    day: dt.date | None,
 ) -> dict[str, Any]:
-    """A profile by id, from a file or (without one) the demo population."""
+    """A profile by id, from a file or (without one) the demo population, dated as if the
+    demo were loaded on `day` (the day of the decision; None: today)."""
     if profiles is None:
         from overture.demo import profiles as demo
 
         try:
-            return demo.profile(profile_id)
+            return demo.profile(profile_id, as_of=day)
         except ValueError as exc:
             err.print(f"[red]{exc}[/]; give --profiles FILE to look ids up in your own profiles")
             raise typer.Exit(2) from None
     import duckdb
+
+    from overture.batch.population import read_profile
 
     info = next(
         (a for a in catalog.audiences if a.name == (audience or catalog.audiences[0].name)), None
@@ -224,28 +252,14 @@ def _lookup(
     if info is None:
         err.print(f"[red]unknown audience {audience!r}[/]")
         raise typer.Exit(2)
-    reader = "read_parquet" if profiles.suffix == ".parquet" else "read_csv_auto"
-    try:
-        rows = duckdb.execute(
-            f'SELECT * FROM {reader}(?) WHERE CAST("{info.id_field}" AS VARCHAR) = ?',
-            [str(profiles), profile_id],
-        ).fetchall()
-        names = [
-            d[0]
-            for d in duckdb.execute(
-                f"DESCRIBE SELECT * FROM {reader}(?)", [str(profiles)]
-            ).fetchall()
-        ]
+    try:  # read as a batch reads the file: odd data (NaN, time zones, ...) alike
+        found = read_profile(str(profiles), info.fields, info.id_field, profile_id)
     except duckdb.Error as exc:
         err.print(f"[red]cannot read {profiles}[/]: {exc}")
         raise typer.Exit(2) from None
-    if not rows:
+    if found is None:
         err.print(f"[red]no profile with {info.id_field} = {profile_id!r} in {profiles}[/]")
         raise typer.Exit(2)
-    found = dict(zip(names, rows[0], strict=True))
-    for name, t in info.fields.items():  # CSV holds lists joined with ';'
-        if t.value == "list[string]" and isinstance(found.get(name), str):
-            found[name] = [x for x in found[name].split(";") if x]
     return found
 
 

@@ -1,8 +1,12 @@
 """A deterministic population of bank customers for the demo catalog.
 
-Row i is a pure function of (seed, i): rows are generated in chunks of 10,000 from a
-generator seeded with (seed, chunk), so `profile("C0000042")` regenerates one customer
-without the others and `overture demo-profiles --rows N` always writes the same file.
+Row i is a pure function of (seed, i, as_of): rows are generated in chunks of 10,000 from
+a generator seeded with (seed, chunk), so `profile("C0000042")` regenerates one customer
+without the others and `overture demo-profiles --rows N` writes the same customers every
+time. Their dates (customer since, last login) count back from `as_of`, by default the day
+they are generated (today, UTC), so the demo never ages: a customer's last login is
+always the same number of days before the day the demo was loaded. The same seed on
+another day gives the same customers, their dates shifted by whole days.
 Attributes are correlated the way a bank's would be (students are young and poor,
 mortgages come with age and income, app use falls with age), so that every offer of the
 demo catalog finds an audience.
@@ -18,7 +22,6 @@ import numpy as np
 import pyarrow as pa
 
 CHUNK = 10_000
-AS_OF = dt.datetime(2026, 11, 20)  # the population's "today": last logins lead up to it
 PRODUCTS = (
     "current_account",
     "savings_account",
@@ -123,18 +126,27 @@ def row_of(customer: str) -> int:
     return int(customer[1:]) - 1
 
 
-def generate(rows: int, seed: int = 7) -> pa.Table:
-    """The first `rows` customers."""
+def today() -> dt.date:
+    """Today in UTC: the day the demo's dates count back from unless told otherwise."""
+    return dt.datetime.now(dt.UTC).date()
+
+
+def generate(rows: int, seed: int = 7, as_of: dt.date | None = None) -> pa.Table:
+    """The first `rows` customers, as at the start of `as_of` (default: today, UTC): they
+    became customers by that day and last logged in before it began."""
+    day = today() if as_of is None else as_of
     chunks = [
-        _chunk(seed, k, min(CHUNK, rows - k * CHUNK)) for k in range((rows + CHUNK - 1) // CHUNK)
+        _chunk(seed, k, min(CHUNK, rows - k * CHUNK), day)
+        for k in range((rows + CHUNK - 1) // CHUNK)
     ]
     return pa.concat_tables(chunks) if chunks else SCHEMA.empty_table()
 
 
-def profile(customer: str, seed: int = 7) -> dict[str, Any]:
-    """One customer's profile, as a dict of Python values."""
+def profile(customer: str, seed: int = 7, as_of: dt.date | None = None) -> dict[str, Any]:
+    """One customer's profile, as a dict of Python values (dated as `generate` dates it)."""
     row = row_of(customer)
-    table = _chunk(seed, row // CHUNK, row % CHUNK + 1)
+    day = today() if as_of is None else as_of
+    table = _chunk(seed, row // CHUNK, row % CHUNK + 1, day)
     return table.slice(row % CHUNK, 1).to_pylist()[0]  # type: ignore[no-any-return]
 
 
@@ -157,9 +169,10 @@ def write(table: pa.Table, path: str | Path) -> None:
         raise ValueError(f"write to a .parquet or a .csv file, not {out.name!r}")
 
 
-def _chunk(seed: int, k: int, size: int) -> pa.Table:
+def _chunk(seed: int, k: int, size: int, as_of: dt.date) -> pa.Table:
     """Rows k*CHUNK … k*CHUNK+size-1. Always draws a full chunk, so a row's values do not
-    depend on how many rows are asked for."""
+    depend on how many rows are asked for; `as_of` only moves the dates (nothing drawn
+    depends on it)."""
     rng = np.random.default_rng([seed, k])
     m = CHUNK
     age = np.clip(rng.normal(44, 17, m), 16, 92).astype(np.int64)
@@ -184,9 +197,11 @@ def _chunk(seed: int, k: int, size: int) -> pa.Table:
     spend = np.round(income / 12 * 0.25 * rng.lognormal(0, 0.5, m), 2)
     country = rng.choice(np.array(COUNTRIES), m, p=[0.3, 0.25, 0.15, 0.12, 0.08, 0.05, 0.05])
     tenure_days = (rng.random(m) * np.minimum(age - 16, 36) * 365.25).astype(np.int64)
-    since = np.datetime64(AS_OF.date()) - tenure_days.astype("timedelta64[D]")
+    since = np.datetime64(as_of, "D") - tenure_days.astype("timedelta64[D]")
     login_s = (rng.exponential(12, m) * 86400).astype(np.int64)
-    last_login = np.datetime64(AS_OF, "us") - login_s.astype("timedelta64[s]")
+    last_login = np.datetime64(as_of, "D").astype("datetime64[us]") - login_s.astype(
+        "timedelta64[s]"
+    )
     app = rng.random(m) < np.clip(1.05 - age / 90, 0.2, 0.92)
     adult = age >= 18
     owns = np.column_stack(

@@ -17,12 +17,13 @@ from sqlalchemy.orm import Session
 
 from overture.auth import ROLES, hash_password, hash_secret, new_api_key, new_token, verify_password
 from overture.auth.secrets import needs_rehash, new_password
-from overture.design import audit
+from overture.design import audit, throttle
 from overture.design.catalog import Actor
 from overture.design.errors import Conflict, NotFound, ServiceError
 from overture.store.models import (
     AccessToken,
     ApiKey,
+    ConsoleSession,
     Environment,
     Operator,
     OperatorRole,
@@ -91,9 +92,11 @@ def update_operator(
     disabled: bool | None = None,
     password: str | None = None,
     keep_token: str | None = None,
+    keep_session: int | None = None,
 ) -> Operator:
-    """Change an operator. Disabling them or setting their password ends their sessions
-    (all but `keep_token`: changing your own password keeps you logged in)."""
+    """Change an operator. Disabling them or setting their password ends their sessions,
+    API tokens and console sessions alike (all but `keep_token` or `keep_session`: changing
+    your own password keeps you logged in where you changed it)."""
     op = operator(session, name)
     before = {"roles": sorted(op.role_names), "disabled": op.disabled}
     losing_admin = "administrator" in op.role_names and (
@@ -117,7 +120,9 @@ def update_operator(
         except ValueError as exc:
             raise ServiceError(str(exc)) from None
     if disabled or password is not None:
-        revoke_all(session, op, keep=keep_token)
+        revoke_all(session, op, keep=keep_token, keep_session=keep_session)
+    if password is not None:
+        throttle.forget(session, op.name)
     session.flush()
     after = {
         "roles": sorted(op.role_names),
@@ -128,6 +133,17 @@ def update_operator(
         session, actor.name, "operators.update", "operators", name, before=before, after=after
     )
     return op
+
+
+def unlock(session: Session, actor: Actor, name: str) -> int:
+    """Lift the login blocks on an operator's account, from every address (`overture users
+    unlock`): for an administrator whom guessing keeps out. How many blocks were on."""
+    op = operator(session, name)
+    lifted = throttle.forget(session, op.name)
+    audit.record(
+        session, actor.name, "operators.unlock", "operators", op.name, after={"lifted": lifted}
+    )
+    return lifted
 
 
 def ensure_administrator(session: Session) -> str | None:
@@ -148,19 +164,52 @@ class Login:
     roles: list[str]
 
 
-def login(
-    session: Session, name: str, password: str, lifetime: dt.timedelta = TOKEN_LIFETIME
-) -> Login:
+def check_password(session: Session, name: str, password: str, address: str = "") -> Operator:
+    """The operator, when the name and password match an enabled one. Otherwise the
+    failure stays counted (throttle.py) and audited (`login.failed`, and `login.blocked`
+    for each block it starts), and LoginFailed is raised; Throttled while the address must
+    wait. What every password check does: the API's and the console's logins and password
+    changes."""
+    name = name[:64]
+    blocks = throttle.attempt(session, name, address)
+    session.commit()  # the attempt counts, whatever happens to this request
     op = session.scalar(select(Operator).where(Operator.name == name))
     # the same answer, taking the same time, for an unknown name, a wrong password and a
     # disabled operator: the password is always checked first
     matches = verify_password(op.password_hash if op else _DUMMY_HASH, password)
     if op is None or not matches or op.disabled:
-        audit.record(session, name, "login.failed", "operators", name)
+        audit.record(session, name, "login.failed", "operators", name, after={"address": address})
+        for block in blocks:
+            audit.record(
+                session,
+                name,
+                "login.blocked",
+                "operators",
+                name,
+                after={
+                    "address": address,
+                    "scope": block.scope,  # pair, address or account (throttle.py)
+                    "failures": block.failures,
+                    "seconds": block.seconds,
+                    "until": block.until,
+                },
+            )
         session.commit()  # kept although the request fails
         raise LoginFailed("wrong name or password")
+    throttle.succeeded(session, name, address)
     if needs_rehash(op.password_hash):
         op.password_hash = hash_password(password)
+    return op
+
+
+def login(
+    session: Session,
+    name: str,
+    password: str,
+    lifetime: dt.timedelta = TOKEN_LIFETIME,
+    address: str = "",
+) -> Login:
+    op = check_password(session, name, password, address)
     token = new_token()
     expires = utcnow() + lifetime
     session.add(AccessToken(token_hash=hash_secret(token), operator_id=op.id, expires_at=expires))
@@ -188,7 +237,16 @@ def logout(session: Session, token: str) -> None:
         audit.record(session, row.operator.name, "logout", "operators", row.operator.name)
 
 
-def revoke_all(session: Session, op: Operator, keep: str | None = None) -> None:
+def revoke_all(
+    session: Session, op: Operator, keep: str | None = None, keep_session: int | None = None
+) -> None:
+    for console in session.scalars(
+        select(ConsoleSession).where(
+            ConsoleSession.operator_id == op.id, ConsoleSession.revoked_at.is_(None)
+        )
+    ):
+        if console.id != keep_session:
+            console.revoked_at = utcnow()
     kept = hash_secret(keep) if keep else None
     for row in session.scalars(
         select(AccessToken).where(

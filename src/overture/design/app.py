@@ -5,10 +5,10 @@
                                categories, segments, treatment-rules, policies, offers
 /v1/design/offers/<code>/...   submit, withdraw, approve, reject, revisions
 /v1/design/settings            the catalog's settings
-/v1/design/environments/...    environments, plan, deployments, rollback
+/v1/design/environments/...    environments, plan, deployments, rollback, reports
 /v1/design/catalog/import|export
 /v1/design/operators, /v1/design/api-keys, /v1/design/audit
-/openapi.json, /docs
+/openapi.json, /docs, /redoc   the reference pages, their assets served here (reference.py)
 """
 
 from __future__ import annotations
@@ -35,12 +35,14 @@ from overture.design.http import (
     unexpected_error,
     validation_error,
 )
+from overture.design.reference import add_reference_pages
 from overture.design.routes import (
     access,
     catalog_files,
     environments,
     objects,
     offers,
+    reports,
     simulations,
 )
 from overture.design.routes.simulations import Simulate
@@ -60,6 +62,8 @@ def create_app(db: Database, *, simulate: Simulate | None = None) -> FastAPI:
         "POST /v1/design/auth/login and send the token as a bearer token. Errors "
         "are RFC 9457 problem+json; updates need If-Match with the ETag you read.",
         openapi_url="/openapi.json",
+        docs_url=None,  # FastAPI's pages load their assets from a CDN: reference.py's do not
+        redoc_url=None,
         dependencies=[Depends(checked_query)],
     )
     app.state.db = db
@@ -72,6 +76,7 @@ def create_app(db: Database, *, simulate: Simulate | None = None) -> FastAPI:
         offers.router,
         environments.router,
         simulations.router,
+        reports.router,
         catalog_files.router,
     ):
         app.include_router(router)
@@ -86,6 +91,7 @@ def create_app(db: Database, *, simulate: Simulate | None = None) -> FastAPI:
         BodyLimit, limit=BODY_LIMIT, larger={"/v1/design/catalog/import": IMPORT_LIMIT}
     )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    add_reference_pages(app)
     return app
 
 
@@ -125,6 +131,7 @@ ERRORS = {
     "413": "Body too large",
     "422": "Invalid request or catalog: every problem, located",
     "428": "If-Match needed",
+    "429": "Too many failed logins: wait Retry-After seconds",
     "500": "Server error (the request was not applied)",
 }
 

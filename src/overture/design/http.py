@@ -60,6 +60,8 @@ async def service_error(request: Request, exc: Exception) -> JSONResponse:
         headers["ETag"] = etag(exc.extensions["current_version"])
     if exc.status == 401:
         headers["WWW-Authenticate"] = "Bearer"
+    if "retry_after" in exc.extensions:
+        headers["Retry-After"] = str(exc.extensions["retry_after"])
     return problem(
         exc.status,
         exc.title,

@@ -58,7 +58,7 @@ class Kind:
     def fields(self) -> list[str]:
         """Top-level field names (of every member, for a union such as policies)."""
         models = [
-            m for m in _members(self.model) if isinstance(m, type) and issubclass(m, BaseModel)
+            m for m in members(self.model) if isinstance(m, type) and issubclass(m, BaseModel)
         ]
         return list(dict.fromkeys(name for m in models for name in m.model_fields))
 
@@ -83,12 +83,12 @@ BY_SECTION = {k.section: k for k in (*NAMED_KINDS, OFFERS)}
 _ADAPTERS: dict[str, TypeAdapter[Any]] = {}
 
 
-def _members(tp: Any) -> list[Any]:
+def members(tp: Any) -> list[Any]:
     """The classes in a type: itself, or the members of an (annotated) union."""
     if get_origin(tp) is Annotated:
-        return _members(get_args(tp)[0])
+        return members(get_args(tp)[0])
     if get_origin(tp) in (Union, UnionType):
-        return [m for arg in get_args(tp) for m in _members(arg)]
+        return [m for arg in get_args(tp) for m in members(arg)]
     return [tp]
 
 

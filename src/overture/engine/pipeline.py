@@ -38,7 +38,7 @@ from overture.engine.compiled import (
     CompiledRule,
     ScoringRow,
 )
-from overture.engine.history import History, inventory_since
+from overture.engine.history import NO_HISTORY, History, inventory_since
 from overture.engine.render import base_variables, render
 from overture.engine.request import (
     Decision,
@@ -169,7 +169,54 @@ def decide(
         _decide_placement(state, plan.placements[p.placement], p) for p in request.placements
     )
     # explain may evaluate a rule twice; report each failure once
-    return Decision(audience, profile_id, now, decisions, tuple(dict.fromkeys(state.errors)))
+    errors = tuple(dict.fromkeys(state.errors))
+    segments: tuple[str, ...] = ()
+    if request.segments and any(d.propositions for d in decisions):
+        # every segment of the audience, for the history (one the decision did not need
+        # is evaluated now; a failure there is not the decision's, so not in `errors`)
+        flags = state.segments
+        segments = tuple(name for name in plan.audiences[audience].segments if flags[name])
+    return Decision(audience, profile_id, now, decisions, errors, segments)
+
+
+def preview(plan: DecisionPlan, request: DecisionRequest, offer_code: str) -> dict[str, Any]:
+    """The content `offer_code` would show on each requested placement for the request's
+    profile, rendered exactly as a decision renders it, whatever the offer's eligibility,
+    score and policies (what an offer manager checks while writing the content). Per
+    placement: the content, or a sentence saying why there is none."""
+    audience, profile, context = _check_request(plan, request)
+    now = request.now or dt.datetime.now(dt.UTC)
+    if now.tzinfo is not None:
+        now = now.astimezone(dt.UTC).replace(tzinfo=None)
+    state = _State(
+        plan,
+        request,
+        history=NO_HISTORY,
+        learner=None,
+        audience=audience,
+        profile=profile,
+        context=context,
+        profile_id=request.profile_id,
+        now=now,
+    )
+    out: dict[str, Any] = {}
+    for asked in request.placements:
+        pl = plan.placements[asked.placement]
+        found = [c for c in pl.candidates.get(audience, ()) if c.offer.code == offer_code]
+        if not found:
+            out[pl.name] = (
+                f"{offer_code} is not offered on {pl.name} to the {audience} audience "
+                "(not listed for this placement, another audience, or its validity is over)"
+            )
+            continue
+        variables = state.variables
+        variables["offer"] = found[0].offer.namespace
+        variables["placement"] = pl.variables
+        try:
+            out[pl.name] = render(found[0].content, variables)
+        except Exception as exc:  # the template's error is the answer
+            out[pl.name] = f"the content fails to render: {type(exc).__name__}: {exc}"
+    return out
 
 
 def _check_request(

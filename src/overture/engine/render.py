@@ -4,6 +4,11 @@ Templates are compiled once, at plan build. At decision time the engine prepares
 variables mapping per request (with the environment's globals, so Jinja need not copy
 them) and renders each template's compiled function over it: a third of the cost of
 `Template.render`, which builds a fresh context per call.
+
+A template's cost is bounded (overture.catalog.templates: MAX_OUTPUT, MAX_STEPS, …): the
+environment checks what it builds and charges its work while it renders, and a rendered
+field longer than MAX_OUTPUT is refused here. Going over a limit raises
+TemplateLimitError, which fails the render as any template error does.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from typing import Any
 
 from jinja2 import Template
 
-from overture.catalog.templates import environment, is_template
+from overture.catalog.templates import MAX_OUTPUT, TemplateLimitError, environment, is_template
 
 Renderer = Template | str
 
@@ -46,7 +51,8 @@ def base_variables() -> dict[str, Any]:
 
 
 def render(fields: tuple[tuple[str, Renderer], ...], variables: dict[str, Any]) -> dict[str, str]:
-    """The rendered content; raises what the template raises (the engine counts it).
+    """The rendered content; raises what the template raises (the engine counts it), a
+    TemplateLimitError for a template over a limit.
 
     `variables` must come from base_variables(): it is used as the context's parent as is.
     """
@@ -56,5 +62,11 @@ def render(fields: tuple[tuple[str, Renderer], ...], variables: dict[str, Any]) 
             out[name] = value
         else:
             context = value.new_context(variables, shared=True)
-            out[name] = "".join(value.root_render_func(context))
+            text = "".join(value.root_render_func(context))
+            if len(text) > MAX_OUTPUT:
+                raise TemplateLimitError(
+                    f"the content is {len(text):,} characters long, over the output limit of "
+                    f"{MAX_OUTPUT:,} (MAX_OUTPUT)"
+                )
+            out[name] = text
     return out

@@ -56,6 +56,7 @@ class DecisionRequest:
     now: dt.datetime | None = None
     explain: bool = False
     exclude: frozenset[str] = frozenset()
+    segments: bool = False  # say which segments the profile is in (Decision.segments)
 
     @classmethod
     def for_placements(
@@ -131,28 +132,75 @@ class Decision(NamedTuple):
     now: dt.datetime
     placements: tuple[PlacementDecision, ...]
     rule_errors: tuple[RuleFailure, ...] = ()
+    # the audience's segments the profile was in, when the request asked (`segments`) and
+    # an offer was proposed: what the history records for the reports by segment
+    segments: tuple[str, ...] = ()
 
     @property
     def propositions(self) -> list[Proposition]:
         return [p for pd in self.placements for p in pd.propositions]
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready data: the same fields, times in ISO 8601."""
+    def to_dict(
+        self,
+        *,
+        environment: str | None = None,
+        deployment: int | None = None,
+        recorded: bool = False,
+        session_id: str | None = None,
+        warnings: Iterable[str] = (),
+    ) -> dict[str, Any]:
+        """JSON-ready data, in the shape the runtime API answers (POST /v1/decisions; its
+        DecisionOut): the one definition of that shape, for the runtime and the command
+        line alike. `environment` and `deployment` say which deployment decided (None:
+        none did, as with a catalog folder), `recorded` whether the propositions were
+        recorded; `session_id`, `rule_errors` and `warnings` are there only when there are
+        any."""
         placements = []
         for pd in self.placements:
             item: dict[str, Any] = {
                 "placement": pd.placement,
                 "channel": pd.channel,
-                "propositions": [p._asdict() for p in pd.propositions],
+                "offers": [
+                    {
+                        "offer": p.offer_code,
+                        "name": p.offer_name,
+                        "category": p.category,
+                        "rank": p.rank,
+                        "score": p.score,
+                        "content": p.content,
+                        "tracking_code": p.tracking_code,
+                        "fallback": p.fallback,
+                    }
+                    for p in pd.propositions
+                ],
                 "default_content": pd.default_content,
             }
             if pd.explain is not None:
-                item["explain"] = [asdict(t) for t in pd.explain]
+                item["explain"] = [_trace(t) for t in pd.explain]
             placements.append(item)
-        return {
+        answer: dict[str, Any] = {
+            "environment": environment,
+            "deployment": deployment,
             "audience": self.audience,
             "profile_id": self.profile_id,
-            "now": self.now.isoformat(),
+            "decided_at": self.now.isoformat() + "Z",  # naive UTC
+            "recorded": recorded,
             "placements": placements,
-            "rule_errors": [asdict(e) for e in self.rule_errors],
         }
+        if session_id is not None:
+            answer["session_id"] = session_id
+        if self.rule_errors:
+            answer["rule_errors"] = [asdict(e) for e in self.rule_errors]
+        warnings = list(warnings)
+        if warnings:
+            answer["warnings"] = warnings
+        return answer
+
+
+def _trace(t: Trace) -> dict[str, Any]:
+    item: dict[str, Any] = {"offer": t.offer_code, "step": t.step, "reason": t.reason}
+    if t.score is not None:
+        item["score"] = t.score
+    if t.selected:
+        item["selected"] = True
+    return item

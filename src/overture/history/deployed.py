@@ -11,8 +11,9 @@ categories and channels, how each channel names its events).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 
@@ -43,28 +44,61 @@ class LivePlan:
     offer_channels: Mapping[str, tuple[str, ...]]  # offer code -> channels it appears on
     channel_events: Mapping[str, ChannelEvents]
     offers: Mapping[str, Offer]  # by code, as the catalog defines them
+    # the codes of the offers of the environment's earlier deployments: they may still get
+    # events (a page shown, an email sent before this deployment), unlike codes none had
+    earlier_offers: frozenset[str] = frozenset()
+    # (channel, event name) -> kind, as first worked out (names come from clients: bounded)
+    _kinds: dict[tuple[str, str], str] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
 
     @property
     def catalog(self) -> Catalog:
         return self.plan.catalog
 
+    def knows_offer(self, code: str) -> bool:
+        """Whether this deployment or an earlier one of the environment has the offer."""
+        return code in self.offers or code in self.earlier_offers
+
+    def offer_in_any_case(self, code: str) -> str | None:
+        """The code of this deployment's offer that is `code` in another case, if any."""
+        return self._folded_codes.get(code.casefold())
+
+    @functools.cached_property
+    def _folded_codes(self) -> dict[str, str]:
+        return {c.casefold(): c for c in self.offers}
+
     def event_kind(self, channel: str | None, name: str) -> str:
         """presented, accepted, rejected or custom, as the channel names its events."""
-        events = self.channel_events.get(channel or "") or _DEFAULT_EVENTS
-        return events.kind_of(name)
+        key = (channel or "", name)
+        kind = self._kinds.get(key)
+        if kind is None:
+            events = self.channel_events.get(key[0]) or _DEFAULT_EVENTS
+            kind = events.kind_of(name)
+            if len(self._kinds) < 10_000:
+                self._kinds[key] = kind
+        return kind
 
 
 _DEFAULT_EVENTS = ChannelEvents()
 
 
-def compile_live(environment: str, deployment: Deployment) -> LivePlan:
+def compile_live(
+    environment: str, deployment: Deployment, earlier_offers: frozenset[str] = frozenset()
+) -> LivePlan:
     """A stored deployment, compiled."""
     catalog = Catalog.model_validate(codec.load(deployment.snapshot))
-    return live_plan(environment, catalog, deployment.number, deployment.content_hash)
+    return live_plan(
+        environment, catalog, deployment.number, deployment.content_hash, earlier_offers
+    )
 
 
 def live_plan(
-    environment: str, catalog: Catalog, number: int = 1, content_hash: str = ""
+    environment: str,
+    catalog: Catalog,
+    number: int = 1,
+    content_hash: str = "",
+    earlier_offers: frozenset[str] = frozenset(),
 ) -> LivePlan:
     """A validated catalog as deployment `number` of `environment` (tests and tools use it
     without storing a deployment)."""
@@ -88,6 +122,7 @@ def live_plan(
         offer_channels={code: tuple(sorted(c)) for code, c in offer_channels.items()},
         channel_events={c.name: c.events for c in catalog.channels},
         offers={o.code: o for o in catalog.offers},
+        earlier_offers=earlier_offers,
     )
 
 
@@ -112,8 +147,15 @@ def load_deployment(db: Database, environment: str, number: int) -> LivePlan:
         )
         if deployment is None:
             raise NotDeployed(f"environment {environment!r} has no deployment #{number}")
+        earlier = s.scalars(
+            select(Deployment.offers).where(
+                Deployment.environment_id == deployment.environment_id,
+                Deployment.number < number,
+            )
+        )
+        earlier_offers = frozenset(code for offers in earlier for code in offers)
         s.expunge(deployment)
-    return compile_live(environment, deployment)
+    return compile_live(environment, deployment, earlier_offers)
 
 
 def load_live(db: Database, environment: str) -> LivePlan:

@@ -14,8 +14,13 @@ The history (propositions and events) is the record; the counters are derived fr
 Profile versions in the database are compare-and-set numbers, not counts: nothing to
 rebuild there (the database ledger reads its counts from the history itself).
 
-Exact when the nodes are stopped (run it after Redis lost its data, before starting them).
-While they serve, nothing they record is lost:
+With Redis, the environment's counters key is written at the end (nodes claim nothing
+while it is missing: redis_ledger.py), and the rebuild holds the environment's rebuild lock,
+so that two rebuilds (nodes that found the counters gone, the command) do not run at once;
+a node passes `only_if_missing` and rebuilds nothing if another one finished meanwhile.
+
+Exact when the nodes are stopped, or when Redis lost the counters (nodes then claim nothing
+until it is done). While nodes serve with counters in place, nothing they record is lost:
 
 - database: counting and writing hold the counter table (PostgreSQL `LOCK TABLE`; SQLite's
   write lock), so a claim is either in the count or waits for the rebuild to commit;
@@ -31,6 +36,9 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
+import secrets
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -43,6 +51,8 @@ from overture.history.counted import every_profile
 from overture.history.deployed import LivePlan, load_live
 from overture.history.ledger import Entry
 from overture.history.redis_ledger import (
+    counters_key,
+    counters_lock_key,
     inventory_key,
     inventory_ttl,
     member,
@@ -59,6 +69,18 @@ if TYPE_CHECKING:
 # Redis members scored this long before a rebuild began are kept: the nodes write to
 # Redis first and to the database a moment later.
 KEEP_RECENT = dt.timedelta(seconds=60)
+LOCK_SECONDS = 30  # the rebuild lock's lease, renewed while the rebuild runs
+LOCK_WAIT = 600.0  # seconds to wait for another rebuild of the environment to finish
+
+# KEYS: a lock; ARGV: its holder's token, lease (ms): renewed only by its holder
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 
 # KEYS: version, presented set, responses set
 # ARGV: keep from (score), least new version, ttl of the presented set, of the responses
@@ -122,6 +144,7 @@ class RebuildSummary:
     entries: int = 0  # history entries loaded into Redis
     cleared: int = 0  # profiles Redis held that have nothing to count any more
     seconds: float = 0.0
+    skipped: bool = False  # only_if_missing, and another rebuild had just written them
 
 
 def rebuild_counters(
@@ -133,10 +156,13 @@ def rebuild_counters(
     batch: int = 500,
     now: dt.datetime | None = None,
     live: LivePlan | None = None,
+    only_if_missing: bool = False,
 ) -> RebuildSummary:
     """Recompute `environment`'s counters from its history (see the module's docstring).
     `now` (naive UTC) is when windows end; `batch` profiles go to Redis per round trip;
-    `live` is the deployment whose policies count (default: the environment's current)."""
+    `live` is the deployment whose policies count (default: the environment's current);
+    `only_if_missing`: with Redis, rebuild only if its counters key is missing once the
+    rebuild lock is held (a node's rebuild; another may have done it meanwhile)."""
     started = time.perf_counter()
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     live = live or load_live(db, environment)
@@ -146,18 +172,69 @@ def rebuild_counters(
     else:
         import redis
 
-        client = redis.Redis.from_url(redis_url)
+        client = redis.Redis.from_url(redis_url, socket_timeout=30, socket_connect_timeout=5)
         try:
             client.ping()
-            rebuild = _RedisRebuild(client, redis_prefix, live, now, batch)
-            before = rebuild.inventory_now()
-            last = _rebuild_table(db, live, summary)
-            summary.inventory_keys = rebuild.set_inventory(summary.inventory, last, before)
-            rebuild.profiles(db, summary)
+            with _Lock(client, counters_lock_key(redis_prefix, environment)):
+                sentinel = counters_key(redis_prefix, environment)
+                if only_if_missing and client.exists(sentinel):
+                    summary.skipped = True
+                else:
+                    rebuild = _RedisRebuild(client, redis_prefix, live, now, batch)
+                    before = rebuild.inventory_now()
+                    last = _rebuild_table(db, live, summary)
+                    summary.inventory_keys = rebuild.set_inventory(summary.inventory, last, before)
+                    rebuild.profiles(db, summary)
+                    built = {"deployment": live.deployment, "at": time.time()}
+                    client.set(sentinel, json.dumps(built))
         finally:
             client.close()
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+class _Lock:
+    """The environment's rebuild lock in Redis: taken (waiting up to LOCK_WAIT while another
+    holds it), its lease renewed by a thread while held, released by its holder only."""
+
+    def __init__(self, client: redis.Redis, key: str) -> None:
+        self.client = client
+        self.key = key
+        self.token = secrets.token_hex(8)
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
+
+    def __enter__(self) -> _Lock:
+        deadline = time.monotonic() + LOCK_WAIT
+        lease = LOCK_SECONDS * 1000
+        while not self.client.set(self.key, self.token, nx=True, px=lease):
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"another rebuild of these counters held {self.key} for {LOCK_WAIT:.0f} s"
+                )
+            time.sleep(0.1)
+        renew = self.client.register_script(_RENEW)
+
+        def renewing() -> None:
+            while not self._stop.wait(LOCK_SECONDS / 3):
+                try:
+                    renew(keys=[self.key], args=[self.token, lease])
+                except Exception:  # the next renewal, or the lease runs out
+                    continue
+
+        self._renewer = threading.Thread(target=renewing, name="overture-rebuild-lock")
+        self._renewer.daemon = True
+        self._renewer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join()
+        try:
+            self.client.register_script(_RELEASE)(keys=[self.key], args=[self.token])
+        except Exception:  # the lease runs out on its own
+            return
 
 
 # -- inventory ---------------------------------------------------------------------------

@@ -14,18 +14,20 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 
+from overture.history import rollups
 from overture.history import tables as t
 from overture.history.counted import profile_query
 from overture.history.deployed import LivePlan
+from overture.history.failures import DatabaseDown, database_down
 from overture.history.ledger import (
     Claim,
     ClaimResult,
-    Entry,
     EventRecord,
     ProfileHistory,
 )
@@ -34,9 +36,22 @@ from overture.history.tables import P, split_categories
 from overture.store import Database
 from overture.store.raw import Reader, Tx, as_time
 
+T = TypeVar("T")
+READ_FAILED = (
+    "the database is not answering, so this request cannot be answered; retry in a few seconds"
+)
+
 
 class SqlLedger:
-    def __init__(self, db: Database, recorder: Recorder, readers: ThreadPoolExecutor) -> None:
+    def __init__(
+        self,
+        db: Database,
+        recorder: Recorder,
+        readers: ThreadPoolExecutor,
+        *,
+        rollups: bool = True,
+    ) -> None:
+        self.rollups = rollups  # keep report_daily exact as history is written (rollups.py)
         self.db = db
         self.recorder = recorder
         self._readers = readers
@@ -45,32 +60,65 @@ class SqlLedger:
     async def start(self) -> None:
         pass
 
+    async def upkeep(self, lives: Sequence[LivePlan], *, starting: bool = False) -> None:
+        pass  # the counts are the history itself
+
+    def counters(self) -> dict[str, str]:
+        return {}
+
     async def close(self) -> None:
         await self.raw.aclose()
+
+    async def _read(self, read: Callable[[], Awaitable[T]]) -> T:
+        """A read, or DatabaseDown when the database does not answer (at once while it is
+        known to be down: failures.DependencyState)."""
+        state = self.recorder.state
+        if not state.up and not state.may_try():
+            raise DatabaseDown(READ_FAILED)
+        try:
+            found = await read()
+        except Exception as exc:
+            if not database_down(exc):
+                raise
+            state.failed(exc)
+            raise DatabaseDown(READ_FAILED) from exc
+        state.answered()
+        return found
 
     # -- reads ---------------------------------------------------------------------------
     async def load(
         self, live: LivePlan, audience: str, profile_id: str, now: dt.datetime | None = None
     ) -> ProfileHistory:
+        return await self._read(lambda: self._load(live, audience, profile_id, now))
+
+    async def _load(
+        self, live: LivePlan, audience: str, profile_id: str, now: dt.datetime | None
+    ) -> ProfileHistory:
         raw = self.raw
         query = profile_query(live.lookback, "sqlite" if raw.sqlite else "postgresql")
         params = query.params(live.environment, audience, profile_id, now or _utcnow(), raw.time)
         version = 0
-        entries: list[Entry] = []
+        items = []
         for kind, code, categories, channel, at, found in await raw.rows(query.sql, params):
             if kind == "v":
                 version = found
-            else:
-                entries.append(
-                    Entry(
-                        kind, code or "", split_categories(categories), channel or "", as_time(at)
-                    )
+            else:  # ProfileHistory's items, built directly (a cache miss's hot loop)
+                items.append(
+                    (kind, code or "", channel or "", split_categories(categories), as_time(at))
                 )
-        return ProfileHistory.of(version, entries)
+        return ProfileHistory(version, tuple(items))
+
+    async def version(self, environment: str, audience: str, profile_id: str) -> int:
+        who = (environment, audience, profile_id)
+        rows = await self._read(lambda: self.raw.rows(t.READ_VERSION, who))
+        return int(rows[0][0]) if rows else 0
 
     async def propositions(self, tracking_codes: list[str]) -> dict[str, dict[str, Any]]:
         if not tracking_codes:
             return {}
+        return await self._read(lambda: self._propositions_read(tracking_codes))
+
+    async def _propositions_read(self, tracking_codes: list[str]) -> dict[str, dict[str, Any]]:
         if self.raw.sqlite:
             return self._propositions(tracking_codes)
         loop = asyncio.get_running_loop()  # rare (an event posted to another node): a thread
@@ -89,7 +137,9 @@ class SqlLedger:
     async def _claims(self, tx: Tx, claims: list[Claim]) -> list[ClaimResult]:
         results = [await self._claim(tx, c) for c in claims]
         await insert_propositions(
-            tx, [c.propositions for c, r in zip(claims, results, strict=True) if r.ok]
+            tx,
+            [c.propositions for c, r in zip(claims, results, strict=True) if r.ok],
+            rollup=self.rollups,
         )
         return results
 
@@ -107,9 +157,15 @@ class SqlLedger:
                 used = row[0] if row else inv.limit
                 return ClaimResult(False, exhausted=[(inv.offer_code, inv.period, used)])
             taken.append((inv.offer_code, inv.period))
-        if claim.expected is None or claim.profile_id is None:
+        if claim.profile_id is None:
             return ClaimResult(True)
         who = (env, claim.audience, claim.profile_id)
+        if claim.unchecked:  # a degraded decision's: nothing counted proposed, no comparison
+            if claim.entries:
+                await tx.execute(t.BUMP_VERSION, who)
+            return ClaimResult(True)
+        if claim.expected is None:
+            return ClaimResult(True)
         if claim.expected == 0:
             done = await tx.first(t.FIRST_VERSION, who) is not None
         else:
@@ -129,7 +185,7 @@ class SqlLedger:
 
     async def _events(self, tx: Tx, batches: list[list[EventRecord]]) -> list[list[bool]]:
         rows = [_event_values(tx, e.row) for batch in batches for e in batch]
-        flags = iter(await tx.inserted(t.INSERT_EVENT, rows))
+        flags = iter(await insert_events(tx, rows))
         bumps: set[tuple[str, str, str]] = set()
         out: list[list[bool]] = []
         for batch in batches:
@@ -142,11 +198,22 @@ class SqlLedger:
             out.append(batch_flags)
         for who in sorted(bumps):
             await tx.execute(t.BUMP_VERSION, who)
+        if self.rollups:
+            stored_rows = [
+                e.row
+                for batch, stored_flags in zip(batches, out, strict=True)
+                for e, stored in zip(batch, stored_flags, strict=True)
+                if stored
+            ]
+            rollups.events(stored_rows, rollups.pending(tx))
         return out
 
 
-async def insert_propositions(tx: Tx, batches: list[list[dict[str, Any]]]) -> None:
-    """Record propositions (claimed ones) in one statement for the whole batch."""
+async def insert_propositions(
+    tx: Tx, batches: list[list[dict[str, Any]]], *, rollup: bool = True
+) -> None:
+    """Record propositions (claimed ones) in one statement for the whole batch, and what
+    they add to the daily rollup in another."""
     time, sqlite = tx.time, tx.sqlite
     rows = [
         (
@@ -160,6 +227,7 @@ async def insert_propositions(tx: Tx, batches: list[list[dict[str, Any]]]) -> No
             r["channel"],
             r["offer_code"],
             r["categories"],
+            r.get("segments", ""),
             r["rank"],
             r["score"],
             r["probability"],
@@ -170,6 +238,30 @@ async def insert_propositions(tx: Tx, batches: list[list[dict[str, Any]]]) -> No
         for r in batch
     ]
     await tx.executemany(t.INSERT_PROPOSITION, rows)
+    if rollup and rows:
+        rollups.propositions((r for batch in batches for r in batch), rollups.pending(tx))
+
+
+_EVENTS_PER_STATEMENT = 500  # 18 columns: 9,000 parameters of SQLite's 32,766
+
+
+async def insert_events(tx: Tx, rows: list[tuple[Any, ...]]) -> list[bool]:
+    """Store events (ON CONFLICT DO NOTHING): for each row, whether it was stored now."""
+    if not tx.sqlite:
+        return await tx.inserted(t.INSERT_EVENT, rows)
+    env_at, id_at = t.EVENT_COLUMNS.index("environment"), t.EVENT_COLUMNS.index("event_id")
+    stored: set[tuple[str, str]] = set()
+    for start in range(0, len(rows), _EVENTS_PER_STATEMENT):
+        chunk = rows[start : start + _EVENTS_PER_STATEMENT]
+        params = tuple(value for row in chunk for value in row)
+        for env, event_id in await tx.rows(t.insert_events_returning(len(chunk)), params):
+            stored.add((env, event_id))
+    flags = []
+    for row in rows:  # the same event twice in one batch: the first one is stored
+        key = (row[env_at], row[id_at])
+        flags.append(key in stored)
+        stored.discard(key)
+    return flags
 
 
 def _event_values(tx: Tx, row: dict[str, Any]) -> tuple[Any, ...]:
@@ -177,6 +269,7 @@ def _event_values(tx: Tx, row: dict[str, Any]) -> tuple[Any, ...]:
     values["at"] = tx.time(row["at"])
     values["received_at"] = tx.time(row["received_at"])
     values["attributes"] = json.dumps(row["attributes"], separators=(",", ":"))
+    values.setdefault("segments", "")
     if tx.sqlite:
         values["counted"] = int(row["counted"])
     return tuple(values[c] for c in t.EVENT_COLUMNS)

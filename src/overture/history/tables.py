@@ -17,6 +17,7 @@ runtime runs them on its hot path, the batch through SQLAlchemy's exec_driver_sq
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import cast
 
@@ -45,6 +46,7 @@ PROPOSITION_COLUMNS = (
     "channel",
     "offer_code",
     "categories",
+    "segments",
     "rank",
     "score",
     "probability",
@@ -63,6 +65,7 @@ EVENT_COLUMNS = (
     "session_id",
     "offer_code",
     "categories",
+    "segments",
     "channel",
     "placement",
     "at",
@@ -83,6 +86,20 @@ INSERT_EVENT = (
     f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({_marks(EVENT_COLUMNS)}) "
     "ON CONFLICT (environment, event_id) DO NOTHING"
 )
+
+
+@functools.lru_cache(maxsize=64)
+def insert_events_returning(rows: int) -> str:
+    """INSERT_EVENT for `rows` rows in one statement, returning the (environment, event_id)
+    of each row inserted (SQLite: one statement for a batch instead of one per event, and
+    of a batch's events only those stored come back)."""
+    values = ", ".join([f"({_marks(EVENT_COLUMNS)})"] * rows)
+    return (
+        f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES {values} "
+        "ON CONFLICT (environment, event_id) DO NOTHING RETURNING environment, event_id"
+    )
+
+
 # A profile's counted history changed (an event, a batch's propositions): raise its version,
 # so that a node holding an older read of it reads again before its next claim.
 BUMP_VERSION = (
@@ -94,6 +111,10 @@ BUMP_VERSION = (
 FIRST_VERSION = (
     "INSERT INTO profile_versions (environment, audience, profile_id, version) "
     "VALUES (?, ?, ?, 1) ON CONFLICT DO NOTHING RETURNING version"
+)
+# (environment, audience, profile id): the profile's version now (no row: 0)
+READ_VERSION = (
+    "SELECT version FROM profile_versions WHERE environment = ? AND audience = ? AND profile_id = ?"
 )
 # (environment, audience, profile id, the version read): compare-and-set
 NEXT_VERSION = (

@@ -25,7 +25,14 @@ from overture.rules.interpreter import Env, evaluate
 from overture.rules.nodes import Node
 from overture.rules.parser import parse
 from overture.rules.pycompile import Evaluator, Predicate, compile_predicate, compile_value
-from overture.rules.sqlcompile import DIALECTS, NameResolver, default_names, to_sql, to_sqlglot
+from overture.rules.sqlcompile import (
+    DIALECTS,
+    POSTGRES_PRELUDE,
+    NameResolver,
+    default_names,
+    to_sql,
+    to_sqlglot,
+)
 from overture.rules.types import Instant, Schema, Type, parse_type
 
 __all__ = [
@@ -33,6 +40,7 @@ __all__ = [
     "DIALECTS",
     "FUNCTIONS",
     "NUMBER_RESULT",
+    "POSTGRES_PRELUDE",
     "CompiledRule",
     "Diagnostic",
     "Env",

@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from overture.rules import nodes as n
 from overture.rules.errors import Diagnostic, RuleError
-from overture.rules.functions import FUNCTIONS, ArgumentError, unify
+from overture.rules.functions import FUNCTIONS, INT64_MAX, INT64_MIN, ArgumentError, unify
 from overture.rules.interpreter import Env, evaluate
 from overture.rules.parser import suggest
 from overture.rules.types import (
@@ -32,6 +32,7 @@ from overture.rules.types import (
 BOOL_RESULT = (Type.BOOL,)
 NUMBER_RESULT = (Type.INT, Type.FLOAT)
 
+MAX_ARGUMENTS = 64  # a call's arguments: more is a mistake, and no engine needs it
 _FOLD_ENV = Env(Instant.at(dt.datetime(2000, 1, 1)))  # never read: impure calls are not folded
 _NAMESPACE_LABEL = {
     PROFILE: "profile field",
@@ -115,10 +116,21 @@ class _Checker:
         except (ArithmeticError, ValueError, TypeError) as exc:
             self.error(node, f"cannot evaluate this expression: {exc}")
             return replace(node, type=None)
+        if value is None and _out_of_range(node):
+            self.error(
+                node,
+                f"this {node.type} is out of range",
+                "integers are 64-bit (up to ±9223372036854775807), floats finite "
+                "(up to ±1.8e308), dates in years 1 to 9999",
+            )
+            return replace(node, type=None)
         return n.Literal(node.line, node.column, node.type, value is None, value=value)  # type: ignore[arg-type]
 
     # -- leaves --------------------------------------------------------------------
     def _literal(self, node: n.Literal) -> n.Node:
+        if type(node.value) is int and not INT64_MIN <= node.value <= INT64_MAX:
+            self.error(node, f"integer {node.value} is too large", f"at most {INT64_MAX}")
+            return replace(node, type=None)
         return replace(node, type=literal_type(node.value), nullable=node.value is None)
 
     def _name(self, node: n.Name) -> n.Node:
@@ -168,6 +180,8 @@ class _Checker:
 
     # -- operators -----------------------------------------------------------------
     def _unary(self, node: n.Unary) -> n.Node:
+        if node.op == "-" and isinstance(node.operand, n.Literal) and node.operand.value == 2**63:
+            return n.Literal(node.line, node.column, Type.INT, False, value=INT64_MIN)
         operand = self.visit(_(node.operand))
         if operand.type is None:
             return replace(node, operand=operand, type=None)
@@ -175,7 +189,9 @@ class _Checker:
             self.error(node, f"'{node.op}' needs a number, not {operand.type}")
             return replace(node, operand=operand, type=None)
         t = Type.FLOAT if operand.type == Type.NULL else operand.type
-        return replace(node, operand=operand, type=t, nullable=operand.nullable)
+        # -(-2**63) does not fit in 64 bits: a negated int can be null
+        nullable = operand.nullable or (node.op == "-" and t == Type.INT)
+        return replace(node, operand=operand, type=t, nullable=nullable)
 
     def _binary(self, node: n.Binary) -> n.Node:
         left, right = self.visit(_(node.left)), self.visit(_(node.right))
@@ -207,7 +223,8 @@ class _Checker:
                 )
                 return out
             return replace(out, type=numeric, nullable=True)
-        return replace(out, type=numeric, nullable=nullable)
+        # a sum, difference or product past 64 bits or ±1.8e308 is null
+        return replace(out, type=numeric, nullable=True)
 
     def _compare(self, node: n.Compare) -> n.Node:
         left, right = self.visit(_(node.left)), self.visit(_(node.right))
@@ -315,6 +332,13 @@ class _Checker:
         return replace(node, items=items, type=Type.LIST, nullable=False)
 
     def _call(self, node: n.Call) -> n.Node:
+        if len(node.args) > MAX_ARGUMENTS:
+            self.error(
+                node,
+                f"{node.function}() has {len(node.args)} arguments, at most {MAX_ARGUMENTS}",
+                "split it in parts, e.g. coalesce(coalesce(a, b), c)",
+            )
+            return replace(node, type=None)
         args = tuple(self.visit(a) for a in node.args)
         out = replace(node, args=args, type=None)
         if any(a.type is None for a in args):
@@ -325,7 +349,12 @@ class _Checker:
             at = args[exc.index] if 0 <= exc.index < len(args) else node
             self.error(at, f"{node.function}(): {exc}", exc.hint)
             return out
-        nullable = bound.nullable if bound.nullable is not None else any(a.nullable for a in args)
+        if bound.partial:
+            nullable = True
+        elif bound.nullable is not None:
+            nullable = bound.nullable
+        else:
+            nullable = any(a.nullable for a in args)
         return replace(out, type=bound.type, nullable=nullable, bound=bound)
 
     def _ifelse(self, node: n.IfElse) -> n.Node:
@@ -349,6 +378,19 @@ class _Checker:
 def _(node: n.Node | None) -> n.Node:
     assert node is not None
     return node
+
+
+def _out_of_range(node: n.Node) -> bool:
+    """Whether a folded null is an overflow (not a null operand or a division by zero)."""
+    children = n.children(node)
+    if any(isinstance(c, n.Literal) and c.value is None for c in children):
+        return False
+    if isinstance(node, n.Binary) and node.op in ("/", "%"):
+        right = node.right
+        return node.op == "/" and isinstance(right, n.Literal) and right.value != 0
+    if isinstance(node, n.Call):
+        return node.bound is not None and node.bound.partial
+    return isinstance(node, (n.Binary, n.Unary))
 
 
 def _arith_hint(op: str, a: Type, b: Type) -> str | None:

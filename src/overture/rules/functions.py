@@ -11,7 +11,9 @@ the Python implementations below only ever see non-null values.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -57,6 +59,9 @@ class Bound:
     # The same computation as a Python expression over `{t}` (the Instant) and `{0}`, `{1}`…
     # (argument values), which the code generator inlines to save a call on hot paths.
     inline: str | None = None
+    # py may return None for arguments that are not null: its result is out of range (an
+    # integer past 64 bits, a date past 9999). The checker makes such a call nullable.
+    partial: bool = False
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,51 @@ def _simple(
     return bind
 
 
+# -- the ranges of values -------------------------------------------------------------------
+# Integers are 64-bit and floats finite, in every path: a result outside is null (SQL
+# engines raise, wrap or saturate there, each its own way; docs/rules.md "Numbers").
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+FLOAT_MAX = sys.float_info.max
+_TWO_63 = 2.0**63
+
+
+def int64(v: int) -> int | None:
+    """The integer, or None when it does not fit in 64 bits."""
+    return v if INT64_MIN <= v <= INT64_MAX else None
+
+
+def finite(v: float) -> float | None:
+    """The float, or None for NaN and ±inf."""
+    return v if -FLOAT_MAX <= v <= FLOAT_MAX else None
+
+
+def whole(x: float) -> int | None:
+    """A float that holds an integer (rounded already) as a 64-bit int, or None."""
+    return int(x) if -_TWO_63 <= x < _TWO_63 else None
+
+
+def arithmetic(op: str, a: object, b: object, result: Type | None) -> object:
+    """`a op b` for + - * / % on non-null numbers, with the language's ranges: the one
+    definition the interpreter and constant folding use (the compilers inline the same)."""
+    x: float = a  # type: ignore[assignment]
+    y: float = b  # type: ignore[assignment]
+    if op == "+":
+        r = x + y
+    elif op == "-":
+        r = x - y
+    elif op == "*":
+        r = x * y
+    elif y == 0:  # division and remainder by zero are null, as NULLIF(b, 0) makes them in SQL
+        return None
+    elif op == "/":
+        return finite(float(x) / float(y))
+    else:
+        return sql_mod(int(x), int(y))  # the checker admits only whole numbers
+    if result == Type.INT:
+        return int64(int(r))
+    return finite(float(r))
+
+
 # -- Python semantics that differ from Python's own -----------------------------------------
 def round_half_away(x: float) -> float:
     """Round to the nearest integer, halves away from zero (SQL's ROUND, not Python's)."""
@@ -173,16 +223,31 @@ def _days_between(start: exp.Expr, end: exp.Expr, ctx: SqlContext) -> exp.Expr:
     return exp.Anonymous(this="DATE_DIFF", expressions=[exp.Literal.string("day"), s, e])
 
 
+FIRST_DAY, LAST_DAY = dt.date(1, 1, 1), dt.date(9999, 12, 31)
+
+
 def _add_days(d: exp.Expr, days: exp.Expr, t: Type, ctx: SqlContext) -> exp.Expr:
+    """The moved date, null outside years 1-9999 (Python's range): the days are tested
+    against the distance to either end before anything is computed, so no engine sees a
+    date or an INTEGER out of its range."""
+    first = exp.cast(exp.Literal.string(FIRST_DAY.isoformat()), "DATE")
+    last = exp.cast(exp.Literal.string(LAST_DAY.isoformat()), "DATE")
+    fits = exp.Between(
+        this=days.copy(),
+        low=_days_between(d.copy(), first, ctx),
+        high=_days_between(d.copy(), last, ctx),
+    )
     if t == Type.DATE:
         if ctx.dialect == "spark":  # DATE_ADD takes an INT number of days, not a BIGINT
-            return exp.Anonymous(this="DATE_ADD", expressions=[d, _cast(days, "INT")])
-        # DuckDB and PostgreSQL add an INTEGER (not a BIGINT) number of days to a DATE
-        return exp.Add(this=d, expression=_cast(days, "INTEGER"))
-    if ctx.dialect == "spark":
-        return exp.Anonymous(this="TIMESTAMPADD", expressions=[exp.var("DAY"), days, d])
-    interval = exp.Interval(this=exp.Literal.string("1 day"))
-    return exp.Add(this=d, expression=exp.Mul(this=interval, expression=days))
+            moved: exp.Expr = exp.Anonymous(this="DATE_ADD", expressions=[d, _cast(days, "INT")])
+        else:  # DuckDB and PostgreSQL add an INTEGER (not a BIGINT) number of days to a DATE
+            moved = exp.Add(this=d, expression=_cast(days, "INTEGER"))
+    elif ctx.dialect == "spark":
+        moved = exp.Anonymous(this="TIMESTAMPADD", expressions=[exp.var("DAY"), days, d])
+    else:
+        interval = exp.Interval(this=exp.Literal.string("1 day"))
+        moved = exp.Add(this=d, expression=exp.Mul(this=interval, expression=days))
+    return when(fits, moved)
 
 
 # -- the library ---------------------------------------------------------------------------
@@ -228,11 +293,11 @@ def _bind_datetime(args: Sequence[n.Node]) -> Bound:
     if isinstance(arg, n.Literal) and isinstance(arg.value, str):
         try:
             value = parse_datetime(arg.value)
-        except ValueError:
+        except (ValueError, OverflowError):  # '0001-01-01T00:30+01:00' is before year 1 in UTC
             raise ArgumentError(
                 f"{arg.value!r} is not a datetime",
                 0,
-                "write it as 'YYYY-MM-DDTHH:MM:SS' (UTC, or with an offset)",
+                "write it as 'YYYY-MM-DDTHH:MM:SS' (UTC, or with an offset), in years 1-9999",
             ) from None
         return Bound(Type.DATETIME, lambda _s, v=value: v, nullable=False)
     raise ArgumentError("datetime() takes a literal ISO 8601 string or a date", 0)
@@ -250,7 +315,14 @@ def _bind_add_days(args: Sequence[n.Node]) -> Bound:
     _arity(args, 2, "add_days(date, days)")
     t = _expect(args, 0, DATES, "a date or datetime")
     _expect(args, 1, (Type.INT,), "an int")
-    return Bound(Type.DATE if t == Type.NULL else t, lambda d, k: d + dt.timedelta(days=k))
+    return Bound(Type.DATE if t == Type.NULL else t, _add_days_py, partial=True)
+
+
+def _add_days_py(d: dt.date, k: int) -> dt.date | None:
+    try:
+        return d + dt.timedelta(days=k)
+    except OverflowError:  # before year 1 or after 9999: null, as the SQL makes it
+        return None
 
 
 def _bind_len(args: Sequence[n.Node]) -> Bound:
@@ -269,37 +341,99 @@ def _sql_len(a: list[exp.Expr], t: list[Type], ctx: SqlContext) -> exp.Expr:
     return exp.Length(this=a[0])
 
 
-def _bind_numeric_same(name: str) -> Callable[[Sequence[n.Node]], Bound]:
-    impls: dict[str, tuple[PyImpl, PyImpl]] = {
-        "abs": (abs, abs),
-        "round": (round_half_away, lambda x: x),
-        "floor": (lambda x: float(math.floor(x)), lambda x: x),
-        "ceil": (lambda x: float(math.ceil(x)), lambda x: x),
-    }
+def _round(x: float) -> int | None:
+    return whole(round_half_away(x)) if -FLOAT_MAX <= x <= FLOAT_MAX else None
+
+
+def _floor(x: float) -> int | None:
+    return int64(math.floor(x)) if -FLOAT_MAX <= x <= FLOAT_MAX else None
+
+
+def _ceil(x: float) -> int | None:
+    return int64(math.ceil(x)) if -FLOAT_MAX <= x <= FLOAT_MAX else None
+
+
+def _abs_int(x: int) -> int | None:
+    return int64(abs(x))  # abs(-2**63) does not fit
+
+
+def _bind_abs(args: Sequence[n.Node]) -> Bound:
+    _arity(args, 1, "abs(number)")
+    t = _expect(args, 0, NUMBERS, "a number")
+    if t == Type.INT:
+        return Bound(t, _abs_int, partial=True)
+    return Bound(Type.FLOAT, abs)
+
+
+def _bind_to_int(name: str) -> Callable[[Sequence[n.Node]], Bound]:
+    """round, floor and ceil give an int (so that `round(x) % 2` works): null past 64 bits."""
+    on_float = {"round": _round, "floor": _floor, "ceil": _ceil}[name]
 
     def bind(args: Sequence[n.Node]) -> Bound:
         _arity(args, 1, f"{name}(number)")
         t = _expect(args, 0, NUMBERS, "a number")
-        if t == Type.NULL:
-            t = Type.FLOAT
-        on_float, on_int = impls[name]
-        return Bound(t, on_float if t == Type.FLOAT else on_int)
+        if t == Type.INT:
+            return Bound(t, lambda x: x)
+        return Bound(Type.INT, on_float, partial=True)
 
     return bind
 
 
-def _sql_numeric_same(name: str) -> SqlImpl:
+def float_literal(value: float) -> exp.Expr:
+    return exp.cast(exp.Literal.number(repr(value)), "DOUBLE")
+
+
+def int_literal(value: int) -> exp.Expr:
+    lit = exp.Literal.number(value)
+    return lit if -(2**31) <= value < 2**31 else exp.cast(lit, "BIGINT")
+
+
+def when(test: exp.Expr, value: exp.Expr) -> exp.Expr:
+    """CASE WHEN test THEN value END (else null)."""
+    return exp.Case(ifs=[exp.If(this=test, true=value)])
+
+
+def _sql_abs(a: list[exp.Expr], t: list[Type], ctx: SqlContext) -> exp.Expr:
+    if t[0] != Type.INT:
+        return exp.Abs(this=a[0])
+    # abs(-2**63) does not fit: null, where engines raise or wrap
+    fits = exp.GT(this=a[0].copy(), expression=int_literal(INT64_MIN))
+    return when(fits, exp.Abs(this=a[0]))
+
+
+def _sql_to_int(name: str) -> SqlImpl:
     def sql(a: list[exp.Expr], t: list[Type], ctx: SqlContext) -> exp.Expr:
-        if name != "abs" and t[0] == Type.INT:
-            return a[0]  # rounding an integer is the integer (and keeps its type in SQL)
-        if name == "abs":
-            return exp.Abs(this=a[0])
-        if name == "round":
-            if ctx.dialect == "postgres":  # round(double) rounds halves to even there
-                numeric = exp.Round(this=_cast(a[0], "DECIMAL"))
-                return _cast(numeric, "DOUBLE")
-            return exp.Round(this=a[0])
-        return exp.Floor(this=a[0]) if name == "floor" else exp.Ceil(this=a[0])
+        if t[0] == Type.INT:
+            return a[0]  # rounding an integer is the integer
+        x = a[0]
+        if name == "round" and ctx.dialect == "postgres":
+            # round(double) rounds halves to even there, and through DECIMAL it would round
+            # 0.49999999999999994 up: halves away from zero by hand, on the exact fraction
+            ax = exp.Abs(this=x.copy())
+            fraction = exp.Sub(this=ax.copy(), expression=exp.Floor(this=ax.copy()))
+            up = exp.Case(
+                ifs=[
+                    exp.If(
+                        this=exp.GTE(this=fraction, expression=float_literal(0.5)),
+                        true=exp.Literal.number(1),
+                    )
+                ],
+                default=exp.Literal.number(0),
+            )
+            magnitude = exp.Add(this=exp.Floor(this=ax), expression=up)
+            rounded: exp.Expr = exp.Mul(
+                this=exp.Anonymous(this="SIGN", expressions=[x.copy()]),
+                expression=exp.Paren(this=magnitude),
+            )
+        elif name == "round":
+            rounded = exp.Round(this=x.copy())
+        else:
+            rounded = (exp.Floor if name == "floor" else exp.Ceil)(this=x.copy())
+        fits = exp.and_(
+            exp.GTE(this=x.copy(), expression=float_literal(-_TWO_63)),
+            exp.LT(this=x.copy(), expression=float_literal(_TWO_63)),
+        )
+        return when(fits, _cast(rounded, "BIGINT"))
 
     return sql
 
@@ -385,7 +519,56 @@ def _bind_is_null(args: Sequence[n.Node]) -> Bound:
 
 
 def _sql_trim(a: list[exp.Expr], t: list[Type], ctx: SqlContext) -> exp.Expr:
-    return exp.Trim(this=a[0])
+    # the space character only: DuckDB's TRIM(s) also strips U+00A0, U+3000 and the like
+    return exp.Trim(this=a[0], expression=exp.Literal.string(" "))
+
+
+# -- case mapping ----------------------------------------------------------------------------
+# lower() and upper() map each character to its one-character case partner, and leave a
+# character alone where it has none: 'ß' stays 'ß' (Python makes 'SS', DuckDB 'ẞ'), 'İ'
+# lowers to 'İ' (Python makes 'i̇'), and 'Σ' always lowers to 'σ' (Python picks 'ς' at the
+# end of a word). Engines map case each their own way (ICU, utf8proc, the C library, Java's
+# full mappings), so every path applies the same table, built here from Python's Unicode
+# data: str.translate in Python, TRANSLATE() in SQL.
+@functools.cache
+def case_tables() -> tuple[dict[str, str], dict[str, str]]:
+    """(lower, upper): every character with a one-character case partner, and the partner.
+    Built on first use (~0.1 s), not at import; case pairs all lie in the first two planes."""
+    lower_table, upper_table = {}, {}
+    for code in range(0x20000):
+        ch = chr(code)
+        low, up = ch.lower(), ch.upper()
+        if low != ch and len(low) == 1:
+            lower_table[ch] = low
+        if up != ch and len(up) == 1:
+            upper_table[ch] = up
+    return lower_table, upper_table
+
+
+@functools.cache
+def _translations() -> tuple[dict[int, str], dict[int, str]]:
+    low, up = case_tables()
+    return str.maketrans(low), str.maketrans(up)
+
+
+def lower(s: str) -> str:
+    """Lower case, character by character (see the table above)."""
+    return s.lower() if s.isascii() else s.translate(_translations()[0])
+
+
+def upper(s: str) -> str:
+    """Upper case, character by character (see the table above)."""
+    return s.upper() if s.isascii() else s.translate(_translations()[1])
+
+
+def _sql_case(which: int) -> SqlImpl:
+    def sql(a: list[exp.Expr], t: list[Type], ctx: SqlContext) -> exp.Expr:
+        table = case_tables()[which]
+        source = exp.Literal.string("".join(table))
+        target = exp.Literal.string("".join(table.values()))
+        return exp.Anonymous(this="TRANSLATE", expressions=[a[0], source, target])
+
+    return sql
 
 
 def _sql_contains(a: list[exp.Expr], t: list[Type], ctx: SqlContext) -> exp.Expr:
@@ -589,15 +772,15 @@ FUNCTIONS: dict[str, Function] = {
             "lower",
             "lower(string) -> string",
             "Lower case.",
-            _simple((_S,), (_STR,), Type.STRING, str.lower, "lower(s)"),
-            lambda a, t, c: exp.Lower(this=a[0]),
+            _simple((_S,), (_STR,), Type.STRING, lower, "lower(s)"),
+            _sql_case(0),
         ),
         _fn(
             "upper",
             "upper(string) -> string",
             "Upper case.",
-            _simple((_S,), (_STR,), Type.STRING, str.upper, "upper(s)"),
-            lambda a, t, c: exp.Upper(this=a[0]),
+            _simple((_S,), (_STR,), Type.STRING, upper, "upper(s)"),
+            _sql_case(1),
         ),
         _fn(
             "trim",
@@ -639,29 +822,29 @@ FUNCTIONS: dict[str, Function] = {
             "abs",
             "abs(number) -> number",
             "Absolute value.",
-            _bind_numeric_same("abs"),
-            _sql_numeric_same("abs"),
+            _bind_abs,
+            _sql_abs,
         ),
         _fn(
             "round",
-            "round(number) -> number",
-            "Nearest integer; halves away from zero.",
-            _bind_numeric_same("round"),
-            _sql_numeric_same("round"),
+            "round(number) -> int",
+            "Nearest integer; halves away from zero; null past 64 bits.",
+            _bind_to_int("round"),
+            _sql_to_int("round"),
         ),
         _fn(
             "floor",
-            "floor(number) -> number",
-            "Largest integer not above.",
-            _bind_numeric_same("floor"),
-            _sql_numeric_same("floor"),
+            "floor(number) -> int",
+            "Largest integer not above; null past 64 bits.",
+            _bind_to_int("floor"),
+            _sql_to_int("floor"),
         ),
         _fn(
             "ceil",
-            "ceil(number) -> number",
-            "Smallest integer not below.",
-            _bind_numeric_same("ceil"),
-            _sql_numeric_same("ceil"),
+            "ceil(number) -> int",
+            "Smallest integer not below; null past 64 bits.",
+            _bind_to_int("ceil"),
+            _sql_to_int("ceil"),
         ),
         _fn(
             "min",

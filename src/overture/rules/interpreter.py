@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from overture.rules import nodes as n
-from overture.rules.functions import sql_mod
+from overture.rules.functions import arithmetic, int64
 from overture.rules.types import Instant, Type
 
 COMPARE: dict[str, Callable[[Any, Any], Any]] = {
@@ -40,6 +40,13 @@ class Env:
 
 def evaluate(node: n.Node, env: Env) -> object:
     """The value of a checked expression: a Python value, or None for SQL's NULL."""
+    value = _evaluate(node, env)
+    if node.type == Type.FLOAT and type(value) is int:
+        return float(value)  # an int where a float is expected (coalesce, if/else) is one
+    return value
+
+
+def _evaluate(node: n.Node, env: Env) -> object:
     match node:
         case n.Literal(value=literal):
             return literal
@@ -47,12 +54,23 @@ def evaluate(node: n.Node, env: Env) -> object:
             return _namespace(env, ns).get(f)
         case n.Unary(op=op, operand=a):
             v = evaluate(_(a), env)
-            return None if v is None else (-v if op == "-" else v)  # type: ignore[operator]
+            if v is None or op != "-":
+                return v
+            return int64(-v) if node.type == Type.INT else -v  # type: ignore[operator]
         case n.Binary(op=op, left=a, right=b):
-            return _binary(op, evaluate(_(a), env), evaluate(_(b), env), _(a).type, _(b).type)
+            x, y = evaluate(_(a), env), evaluate(_(b), env)
+            if x is None or y is None:
+                return None
+            if node.type == Type.STRING:
+                return x + y  # type: ignore[operator]
+            return arithmetic(op, x, y, node.type)
         case n.Compare(op=op, left=a, right=b):
             x, y = evaluate(_(a), env), evaluate(_(b), env)
-            return None if x is None or y is None else COMPARE[op](x, y)
+            if x is None or y is None:
+                return None
+            if {_(a).type, _(b).type} == {Type.INT, Type.FLOAT}:
+                x, y = float(x), float(y)  # type: ignore[arg-type]  # as SQL compares them
+            return COMPARE[op](x, y)
         case n.BoolOp(op="and", operands=ops):
             result: object = True
             for operand in ops:
@@ -96,29 +114,14 @@ def _namespace(env: Env, name: str) -> Mapping[str, object]:
     return ns
 
 
-def _binary(op: str, x: object, y: object, tx: Type | None, ty: Type | None) -> object:
-    if x is None or y is None:
-        return None
-    a: float = x  # type: ignore[assignment]
-    b: float = y  # type: ignore[assignment]
-    if op == "+":
-        return a + b
-    if op == "-":
-        return a - b
-    if op == "*":
-        return a * b
-    if b == 0:  # division and remainder by zero are null, as NULLIF(b, 0) makes them in SQL
-        return None
-    if op == "/":
-        return float(a) / float(b)
-    return sql_mod(int(a), int(b))  # the checker admits only whole numbers
-
-
 def _membership(needle: object, haystack: n.Node, env: Env) -> bool | None:
     if needle is None:
         return None
     if isinstance(haystack, n.ListLit):
         values = [evaluate(item, env) for item in haystack.items]
+        if Type.FLOAT in {i.type for i in haystack.items} and type(needle) is int:
+            needle = float(needle)  # numbers mixed with floats compare as floats, as in SQL
+        values = [float(v) if type(v) is int and isinstance(needle, float) else v for v in values]
         if any(v is not None and v == needle for v in values):
             return True
         return None if any(v is None for v in values) else False

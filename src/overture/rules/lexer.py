@@ -99,7 +99,7 @@ UNSUPPORTED_OPERATORS = {
 # Valid and rejected operators together, longest first: "==" must win over "=", "**" over "*".
 _ALL_OPERATORS = sorted({*OPERATORS, *UNSUPPORTED_OPERATORS}, key=len, reverse=True)
 
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"', "0": "\0"}
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"'}
 
 
 class Token(NamedTuple):
@@ -229,8 +229,11 @@ def _number(cur: _Cursor) -> Token:
     else:
         if len(text) > 1 and text.startswith("0"):
             raise RuleError.at(line, column, f"invalid number {text!r}", "remove the leading zeros")
-        if len(text) > 18:
-            raise RuleError.at(line, column, f"integer {text} is too large (18 digits at most)")
+        # 2**63 is let through for the checker: only `-9223372036854775808` may use it
+        if len(text) > 19 or int(text) > 2**63:
+            raise RuleError.at(
+                line, column, f"integer {text} is too large", "at most 9223372036854775807"
+            )
         value = int(text)
     return Token("num", text, value, line, column)
 
@@ -258,6 +261,11 @@ def _string(cur: _Cursor) -> Token:
             break
         if ch == "\\":
             esc = cur.peek(1)
+            if esc == "0":
+                raise cur.error(
+                    "a string cannot hold the NUL character",
+                    "PostgreSQL cannot store it; remove it from the rule",
+                )
             if esc not in _ESCAPES:
                 raise cur.error(
                     f"unknown escape '\\{esc}' in string",
@@ -266,6 +274,11 @@ def _string(cur: _Cursor) -> Token:
             chars.append(_ESCAPES[esc])
             cur.advance(2)
             continue
+        if ch == "\x00":
+            raise cur.error(
+                "a string cannot hold the NUL character",
+                "PostgreSQL cannot store it; remove it from the rule",
+            )
         chars.append(ch)
         cur.advance()
     return Token("str", cur.source[start : cur.pos], "".join(chars), line, column)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Hashable, Mapping
 from typing import Any, TypeAlias
 
 from overture.rules import nodes as n
-from overture.rules.functions import sql_mod
+from overture.rules.functions import FLOAT_MAX, INT64_MAX, INT64_MIN, sql_mod
 from overture.rules.types import Instant, Type
 
 Namespace: TypeAlias = Mapping[str, Any]
@@ -31,6 +31,12 @@ Evaluator: TypeAlias = Callable[[Namespace, Namespace, Namespace, Namespace, Ins
 
 _NEGATED = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
 _ACCESS = {"profile": "p.get({})", "context": "c.get({})", "segment": "s[{}]", "offer": "o.get({})"}
+# The ranges a result must lie in (docs/rules.md "Numbers"): the test binds the result and
+# fails for one outside, NaN included, so the value is null there.
+_IN_RANGE = {
+    Type.INT: f"{INT64_MIN} <= ({{v}} := {{code}}) <= {INT64_MAX}",
+    Type.FLOAT: f"{-FLOAT_MAX!r} <= ({{v}} := {{code}}) <= {FLOAT_MAX!r}",
+}
 
 
 def compile_predicate(tree: n.Node) -> Predicate:
@@ -119,11 +125,12 @@ class _Codegen:
                 conditions, code = self.parts(node)
                 return f"({code} if {' and '.join(conditions)} else None)" if conditions else code
             case n.Call(function="coalesce", args=args):
-                return self._coalesce(args)
+                return self._coalesce(node, args)
             case n.Call(function="is_null", args=(a,)):
                 return f"({self.value(a)} is None)"
             case n.IfElse(condition=c, then=t, otherwise=o):
-                return f"({self.value(_(t))} if {self.truth(_(c))} else {self.value(_(o))})"
+                then, otherwise = self.as_type(_(t), node.type), self.as_type(_(o), node.type)
+                return f"({then} if {self.truth(_(c))} else {otherwise})"
             case n.BoolOp() | n.Not() | n.In() | n.IsNull():
                 if not node.nullable:
                     return f"({self.truth(node)})"
@@ -132,12 +139,21 @@ class _Codegen:
                 )
         raise TypeError(f"cannot compile {type(node).__name__}")
 
+    def in_range(self, t: Type, code: str) -> tuple[str, str]:
+        """(test, temporary): the test binds `code`'s value and holds when it is in range."""
+        v = self.tmp()
+        return _IN_RANGE[t].format(v=v, code=code), v
+
     def parts(self, node: n.Node) -> tuple[list[str], str]:
         """(conditions, code): the conditions all hold exactly when `node` is not null, and
         then `code` is its value. Conditions are evaluated first and bind the temporaries
         that `code` reads, so each operand is computed once; nested operators flatten into
         one chain of tests instead of building and re-testing intermediate Nones."""
         match node:
+            case n.Unary(op="-", operand=a) if node.type == Type.INT:
+                conditions, code = self.parts(_(a))
+                test, v = self.in_range(Type.INT, f"-{code}")  # -(-2**63) does not fit
+                return [*conditions, test], v
             case n.Unary(op="-", operand=a):
                 conditions, code = self.parts(_(a))
                 return conditions, f"(-{code})"
@@ -149,9 +165,17 @@ class _Codegen:
                 test = f"({divisor} := {y}) != 0"  # division by zero is null
                 if node.op == "/":
                     fl = self.const(float)
-                    return [*ca, *cb, test], f"({fl}({x}) / {fl}({divisor}))"
+                    fits, v = self.in_range(Type.FLOAT, f"{fl}({x}) / {fl}({divisor})")
+                    return [*ca, *cb, test, fits], v
                 return [*ca, *cb, test], f"{self.const(sql_mod)}({x}, {divisor})"
-            case n.Binary(op=op, left=a, right=b) | n.Compare(op=op, left=a, right=b):
+            case n.Binary(op=op, left=a, right=b) if node.type in _IN_RANGE:
+                (ca, x), (cb, y) = self.parts(_(a)), self.parts(_(b))
+                fits, v = self.in_range(_(node).type or Type.FLOAT, f"{x} {op} {y}")
+                return [*ca, *cb, fits], v
+            case n.Compare(op=op, left=a, right=b):
+                (ca, x), (cb, y) = self.numeric_parts(_(a), _(b))
+                return [*ca, *cb], f"({x} {op} {y})"
+            case n.Binary(op=op, left=a, right=b):
                 (ca, x), (cb, y) = self.parts(_(a)), self.parts(_(b))
                 return [*ca, *cb], f"({x} {op} {y})"
             case n.Call(args=args, bound=bound) if bound is not None and bound.py is not None:
@@ -167,33 +191,67 @@ class _Codegen:
                 if bound.inline is not None:
                     return conditions, "(" + bound.inline.format(*codes, t="t") + ")"
                 lead = "t, " if bound.needs_instant else ""
-                return conditions, f"{self.const(bound.py)}({lead}{', '.join(codes)})"
+                call = f"{self.const(bound.py)}({lead}{', '.join(codes)})"
+                if bound.partial:  # null for an out-of-range result
+                    v = self.tmp()
+                    return [*conditions, f"({v} := {call}) is not None"], v
+                return conditions, call
         code = self.value(node)
         if not node.nullable:
             return [], code
         v = self.tmp()
         return [f"({v} := {code}) is not None"], v
 
+    def numeric_parts(
+        self, a: n.Node, b: n.Node
+    ) -> tuple[tuple[list[str], str], tuple[list[str], str]]:
+        """Both operands' parts; an int compared with a float becomes a float first, as in
+        SQL (Python compares 2**53 + 1 with 2.0**53 exactly; every engine, as doubles)."""
+        pa, pb = self.parts(a), self.parts(b)
+        if {a.type, b.type} == {Type.INT, Type.FLOAT}:
+            pa = self._float_part(a, pa) if a.type == Type.INT else pa
+            pb = self._float_part(b, pb) if b.type == Type.INT else pb
+        return pa, pb
+
+    def _float_part(self, node: n.Node, part: tuple[list[str], str]) -> tuple[list[str], str]:
+        if isinstance(node, n.Literal) and type(node.value) is int:
+            return part[0], self.const(float(node.value))  # `income > 1000`: no call
+        return part[0], f"{self.const(float)}({part[1]})"
+
+    def as_type(self, node: n.Node, t: Type | None) -> str:
+        """Code for `node`'s value as a `t`: an int where a float is expected becomes one."""
+        code = self.value(node)
+        if t != Type.FLOAT or node.type != Type.INT:
+            return code
+        fl = self.const(float)
+        if not node.nullable:
+            return f"{fl}({code})"
+        v = self.tmp()
+        return f"(None if ({v} := {code}) is None else {fl}({v}))"
+
     def _known(self, operands: tuple[n.Node, ...], body: Callable[[list[str]], str]) -> str:
         """`body` over the operands' values when none is null (a truth test), else False."""
         conditions: list[str] = []
         codes = []
-        for operand in operands:
-            c, code = self.parts(operand)
+        if len(operands) == 2:
+            pairs = list(self.numeric_parts(*operands))
+        else:
+            pairs = [self.parts(o) for o in operands]
+        for c, code in pairs:
             conditions.extend(c)
             codes.append(code)
         return f"({' and '.join([*conditions, body(codes)])})"
 
-    def _coalesce(self, args: tuple[n.Node, ...]) -> str:
-        *head, last = args
-        code = self.value(last)
-        for arg in reversed(head):
+    def _coalesce(self, node: n.Node, args: tuple[n.Node, ...]) -> str:
+        """One flat chain, `v1 if (v1 := a) is not None else v2 if … else z`: nesting one
+        parenthesis per argument would stop Python's compiler at about 200 arguments."""
+        chain: list[str] = []
+        for arg in args[:-1]:
             if not arg.nullable:
-                code = self.value(arg)
-                continue
+                return "(" + " ".join(chain) + f" {self.as_type(arg, node.type)})"
             v = self.tmp()
-            code = f"({v} if ({v} := {self.value(arg)}) is not None else {code})"
-        return code
+            chain.append(f"{v} if ({v} := {self.as_type(arg, node.type)}) is not None else")
+        return "(" + " ".join(chain) + f" {self.as_type(args[-1], node.type)})"
 
     # -- conditions ----------------------------------------------------------------
     def truth(self, node: n.Node) -> str:
@@ -234,17 +292,24 @@ class _Codegen:
     def _membership(self, needle: n.Node, haystack: n.Node, positive: bool) -> str:
         if isinstance(haystack, n.ListLit):
             items = haystack.items
+            # numbers mixed with floats compare as floats, as in SQL (see numeric_parts)
+            floats = Type.FLOAT in {needle.type, *(i.type for i in items)}
+            as_float = Type.FLOAT if floats else None
             if all(isinstance(i, n.Literal) for i in items) and needle.type != Type.NULL:
                 values = [i.value for i in items if isinstance(i, n.Literal)]
-                known = frozenset(v for v in values if v is not None)
+                known = frozenset(
+                    float(v) if floats and type(v) is int else v for v in values if v is not None
+                )
+                code = self.as_type(needle, as_float)
                 if positive:
-                    return f"({self.value(needle)} in {self.const(known)})"
+                    return f"({code} in {self.const(known)})"
                 if None in values:
                     return "False"  # a miss against a null item is unknown, never FALSE
-                return self._known((needle,), lambda x: f"{x[0]} not in {self.const(known)}")
+                v = self.tmp()
+                return f"(({v} := {code}) is not None and {v} not in {self.const(known)})"
             in3 = self.const(_in3)
-            listed = ", ".join(self.value(i) for i in items)
-            return f"({in3}({self.value(needle)}, ({listed},)) is {positive})"
+            listed = ", ".join(self.as_type(i, as_float) for i in items)
+            return f"({in3}({self.as_type(needle, as_float)}, ({listed},)) is {positive})"
         op = "in" if positive else "not in"
         return self._known((needle, haystack), lambda x: f"{x[0]} {op} {x[1]}")
 

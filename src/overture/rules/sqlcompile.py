@@ -19,7 +19,16 @@ from collections.abc import Callable
 from sqlglot import exp
 
 from overture.rules import nodes as n
-from overture.rules.functions import FUNCTIONS, SqlContext, binary_collation, null_if_any_null
+from overture.rules.functions import (
+    FLOAT_MAX,
+    FUNCTIONS,
+    SqlContext,
+    binary_collation,
+    float_literal,
+    int_literal,
+    null_if_any_null,
+    when,
+)
 from overture.rules.types import Type
 
 DIALECTS = ("duckdb", "postgres", "spark")
@@ -42,7 +51,63 @@ _COMPARE: dict[str, type[exp.Binary]] = {
     ">": exp.GT,
     ">=": exp.GTE,
 }
-_INT32 = 2**31
+_SPARK_TRY = {"+": "TRY_ADD", "-": "TRY_SUBTRACT", "*": "TRY_MULTIPLY"}
+_PG_OPS = {"+": "add", "-": "sub", "*": "mul", "/": "div"}
+
+# PostgreSQL raises on integer overflow and on float overflow and underflow, and a CASE
+# cannot test for a float product's overflow without computing it, so the SQL for
+# PostgreSQL calls these session functions for + - * / (pg_temp: nothing is left in the
+# database). Run POSTGRES_PRELUDE once per session before the SQL. The float ones take the
+# plain operator first and pay for an exception block only with operands near the ends of
+# the range. Integers: null outside 64 bits; floats: null past ±1.8e308, 0 on underflow.
+POSTGRES_PRELUDE = """
+CREATE OR REPLACE FUNCTION pg_temp.overture_iadd(a bigint, b bigint) RETURNS bigint
+LANGUAGE sql IMMUTABLE STRICT AS
+$$ SELECT CASE WHEN a::numeric + b BETWEEN -9223372036854775808 AND 9223372036854775807
+THEN a + b END $$;
+CREATE OR REPLACE FUNCTION pg_temp.overture_isub(a bigint, b bigint) RETURNS bigint
+LANGUAGE sql IMMUTABLE STRICT AS
+$$ SELECT CASE WHEN a::numeric - b BETWEEN -9223372036854775808 AND 9223372036854775807
+THEN a - b END $$;
+CREATE OR REPLACE FUNCTION pg_temp.overture_imul(a bigint, b bigint) RETURNS bigint
+LANGUAGE sql IMMUTABLE STRICT AS
+$$ SELECT CASE WHEN a::numeric * b BETWEEN -9223372036854775808 AND 9223372036854775807
+THEN a * b END $$;
+CREATE OR REPLACE FUNCTION pg_temp.overture_fadd(a float8, b float8) RETURNS float8
+LANGUAGE plpgsql IMMUTABLE STRICT AS $$
+BEGIN
+  IF abs(a) < 1e300 AND abs(b) < 1e300 THEN RETURN a + b; END IF;
+  BEGIN RETURN a + b;
+  EXCEPTION WHEN numeric_value_out_of_range THEN RETURN NULL; END;
+END $$;
+CREATE OR REPLACE FUNCTION pg_temp.overture_fsub(a float8, b float8) RETURNS float8
+LANGUAGE plpgsql IMMUTABLE STRICT AS $$
+BEGIN
+  IF abs(a) < 1e300 AND abs(b) < 1e300 THEN RETURN a - b; END IF;
+  BEGIN RETURN a - b;
+  EXCEPTION WHEN numeric_value_out_of_range THEN RETURN NULL; END;
+END $$;
+CREATE OR REPLACE FUNCTION pg_temp.overture_fmul(a float8, b float8) RETURNS float8
+LANGUAGE plpgsql IMMUTABLE STRICT AS $$
+BEGIN
+  IF a = 0 OR b = 0 OR (abs(a) BETWEEN 1e-150 AND 1e150 AND abs(b) BETWEEN 1e-150 AND 1e150)
+  THEN RETURN a * b; END IF;
+  BEGIN RETURN a * b;
+  EXCEPTION WHEN numeric_value_out_of_range THEN
+    RETURN CASE WHEN abs(a) > 1 OR abs(b) > 1 THEN NULL ELSE 0 END;
+  END;
+END $$;
+CREATE OR REPLACE FUNCTION pg_temp.overture_fdiv(a float8, b float8) RETURNS float8
+LANGUAGE plpgsql IMMUTABLE STRICT AS $$
+BEGIN
+  IF a = 0 OR (abs(a) BETWEEN 1e-150 AND 1e150 AND abs(b) BETWEEN 1e-150 AND 1e150)
+  THEN RETURN a / b; END IF;
+  BEGIN RETURN a / b;
+  EXCEPTION WHEN numeric_value_out_of_range THEN
+    RETURN CASE WHEN abs(a) > abs(b) THEN NULL ELSE 0 END;
+  END;
+END $$;
+"""
 
 
 def default_names(namespace: str, field: str) -> exp.Expr:
@@ -122,6 +187,8 @@ class _Sql:
                 return self.literal(v, node.type)
             case n.Name(namespace=ns, field=f):
                 return self.names(ns, f)
+            case n.Unary(op="-", operand=a) if node.type == Type.INT:
+                return self.int_op("-", int_literal(0), self.sql(_(a)))
             case n.Unary(op="-", operand=a):
                 return exp.Neg(this=self.sql(_(a)))
             case n.Unary(operand=a):
@@ -165,13 +232,12 @@ class _Sql:
         if isinstance(v, bool):
             return exp.Boolean(this=v)
         if isinstance(v, int):
-            lit = exp.Literal.number(v)
-            return lit if -_INT32 <= v < _INT32 else exp.cast(lit, "BIGINT")
+            return int_literal(v)
         if isinstance(v, float):
             text = repr(v)
             if text in ("inf", "-inf", "nan"):
                 return exp.cast(exp.Literal.string(text), "DOUBLE")
-            return exp.cast(exp.Literal.number(text), "DOUBLE")
+            return float_literal(v)
         if isinstance(v, str):
             return exp.Literal.string(v)
         if isinstance(v, dt.datetime):
@@ -184,19 +250,42 @@ class _Sql:
         x, y = self.sql(a), self.sql(b)
         if op == "+" and t == Type.STRING:
             return exp.DPipe(this=x, expression=y)
-        if op == "+":
-            return exp.Add(this=x, expression=y)
-        if op == "-":
-            return exp.Sub(this=x, expression=y)
-        if op == "*":
-            return exp.Mul(this=x, expression=y)
+        if op in ("+", "-", "*"):
+            return self.int_op(op, x, y) if t == Type.INT else self.float_op(op, x, y)
         zero = exp.Literal.number(0)
         if op == "/":
-            return exp.Div(
-                this=exp.cast(x, "DOUBLE"),
-                expression=exp.Nullif(this=exp.cast(y, "DOUBLE"), expression=zero),
+            x, y = exp.cast(x, "DOUBLE"), exp.Nullif(this=exp.cast(y, "DOUBLE"), expression=zero)
+            if self.ctx.dialect != "postgres" and _at_least_one(b):
+                return exp.Div(this=x, expression=y)  # dividing by 1 or more cannot overflow
+            return self.float_op("/", x, y)
+        # -2**63 % -1 overflows in DuckDB; the remainder by -1 is 0 (null for a null x)
+        by_minus_one = exp.EQ(this=y.copy(), expression=int_literal(-1))
+        return exp.Case(
+            ifs=[exp.If(this=by_minus_one, true=exp.Mul(this=x.copy(), expression=zero.copy()))],
+            default=exp.Mod(this=x, expression=exp.Nullif(this=y, expression=zero)),
+        )
+
+    def int_op(self, op: str, x: exp.Expr, y: exp.Expr) -> exp.Expr:
+        """x op y on 64-bit integers, null on overflow (engines raise or wrap there)."""
+        if self.ctx.dialect == "postgres":
+            return _pg_call(f"overture_i{_PG_OPS[op]}", x, y)
+        if self.ctx.dialect == "spark":  # long operands: DATEDIFF, SIZE… give 32-bit ints
+            return exp.Anonymous(
+                this=_SPARK_TRY[op], expressions=[exp.cast(x, "BIGINT"), exp.cast(y, "BIGINT")]
             )
-        return exp.Mod(this=x, expression=exp.Nullif(this=y, expression=zero))
+        computed = {"+": exp.Add, "-": exp.Sub, "*": exp.Mul}[op](
+            this=exp.cast(x, "BIGINT"), expression=y
+        )
+        return exp.Anonymous(this="TRY", expressions=[computed])
+
+    def float_op(self, op: str, x: exp.Expr, y: exp.Expr) -> exp.Expr:
+        """x op y on doubles, null when not finite (PostgreSQL raises there instead)."""
+        if self.ctx.dialect == "postgres":
+            return _pg_call(f"overture_f{_PG_OPS[op]}", x, y)
+        kind = {"+": exp.Add, "-": exp.Sub, "*": exp.Mul, "/": exp.Div}[op]
+        computed = kind(this=x, expression=y)
+        test = exp.LTE(this=exp.Abs(this=computed.copy()), expression=float_literal(FLOAT_MAX))
+        return when(test, computed)
 
     def membership(self, needle: n.Node, haystack: n.Node) -> exp.Expr:
         x = self.sql(needle)
@@ -212,6 +301,17 @@ class _Sql:
         else:
             found = exp.Anonymous(this="LIST_CONTAINS", expressions=[items.copy(), x.copy()])
         return null_if_any_null([x, items], found)
+
+
+def _at_least_one(node: n.Node) -> bool:
+    value = node.value if isinstance(node, n.Literal) else None
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) >= 1
+
+
+def _pg_call(name: str, *args: exp.Expr) -> exp.Expr:
+    return exp.Dot(
+        this=exp.var("pg_temp"), expression=exp.Anonymous(this=name, expressions=list(args))
+    )
 
 
 def _(node: n.Node | None) -> n.Node:

@@ -1,4 +1,5 @@
-"""The native runtime API (`/v1`) on lean Starlette routes.
+"""The native runtime API (`/v1`): the hot routes on the fast path (fastpath.py), the
+others on plain Starlette routes.
 
 The hot path reads the body as bytes, decodes and validates it with msgspec into typed
 structs, decides, and encodes the answer with msgspec: no per-request validation layer in
@@ -30,8 +31,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from overture.engine import RequestError
+from overture.history.failures import DependencyDown, database_down, redis_down
 from overture.history.recorder import RecorderClosed
 from overture.history.timeline import profile_history
+from overture.runtime.fastpath import Answer, BodyTooLarge, Call, Disconnected, Handler
 from overture.runtime.keys import KeyRefused, key_from_headers
 from overture.runtime.node import RuntimeNode
 from overture.runtime.schemas import AudienceIn, DecisionIn, EventIn, EventsIn, SessionIn
@@ -39,14 +42,12 @@ from overture.runtime.service import NotServed, SessionNotFound, Unavailable
 from overture.runtime.sessions import Session
 
 log = logging.getLogger("overture.runtime")
-MAX_BODY = 1 << 20
 _encode = msgspec.json.Encoder().encode
 _decision = msgspec.json.Decoder(DecisionIn).decode
 _json_object = msgspec.json.Decoder(dict[str, Any]).decode
 _session = msgspec.json.Decoder(SessionIn).decode
 _audience = msgspec.json.Decoder(AudienceIn).decode
-
-Handler = Callable[[Request, str], Awaitable[Response]]
+_RETRY = (("Retry-After", "1"),)
 
 
 class Problem(Exception):
@@ -55,24 +56,60 @@ class Problem(Exception):
         self.status, self.title, self.detail, self.extra = status, title, detail, extra
 
 
-def problem(status: int, title: str, detail: str, **extra: Any) -> Response:
+def problem(status: int, title: str, detail: str, **extra: Any) -> Answer:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    headers = {"Retry-After": "1"} if status == 503 else None
-    return Response(_encode(body), status, headers, media_type="application/problem+json")
+    return Answer(
+        status, _encode(body), "application/problem+json", _RETRY if status == 503 else ()
+    )
 
 
-def json(data: Any, status: int = 200) -> Response:
-    return Response(_encode(data), status, media_type="application/json")
+def unavailable(exc: Exception) -> Answer:
+    """503 with Retry-After: the node cannot answer now (docs/runtime.md, "Failures")."""
+    retry = getattr(exc, "retry_after", 1)
+    body = {"type": "about:blank", "title": "Unavailable", "status": 503, "detail": str(exc)}
+    return Answer(503, _encode(body), "application/problem+json", (("Retry-After", str(retry)),))
+
+
+def unexpected(exc: Exception, endpoint: str) -> Answer:
+    """An error nothing else caught: logged; a dependency that stopped answering is a 503
+    (retry), anything else a 500. Either way the detail is for people: no exception names."""
+    if database_down(exc) or redis_down(exc):
+        log.error("runtime %s: a dependency failed: %s", endpoint, exc)
+        return unavailable(
+            DependencyDown(
+                "a service this node depends on (its database or Redis) is not answering; "
+                "the request may not have been completed; retry in a few seconds"
+            )
+        )
+    log.exception("runtime %s failed", endpoint)
+    return problem(
+        500,
+        "Server error",
+        "an unexpected error stopped this request (the node logged it); it may not have been "
+        "completed; retry, and if it happens again tell the runtime's operators",
+    )
+
+
+def json(data: Any, status: int = 200) -> Answer:
+    return Answer(status, _encode(data))
+
+
+def response(answer: Answer) -> Response:
+    """An answer as a Starlette Response (for the routes Starlette serves)."""
+    return Response(answer.body, answer.status, dict(answer.headers), answer.media_type)
+
+
+def starlette_route(handler: Callable[[Any], Awaitable[Answer]]) -> Callable[..., Any]:
+    """A handler written for the fast path (it takes a Call), as a Starlette endpoint."""
+
+    async def route(request: Request) -> Response:
+        return response(await handler(Call(request.headers, request.body)))
+
+    return route
 
 
 async def read_body(request: Request) -> bytes:
-    size = request.headers.get("content-length")
-    if size is not None and size.isdecimal() and int(size) > MAX_BODY:
-        raise Problem(413, "Body too large", f"send at most {MAX_BODY} bytes in one request")
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise Problem(413, "Body too large", f"send at most {MAX_BODY} bytes in one request")
-    return body
+    return await Call(request.headers, request.body).body()
 
 
 def decode(decoder: Callable[[bytes], Any], body: bytes) -> Any:
@@ -84,6 +121,8 @@ def decode(decoder: Callable[[bytes], Any], body: bytes) -> Any:
         raise Problem(400, "Malformed JSON", f"the body is not valid JSON: {exc}") from None
     except RecursionError:
         raise Problem(400, "Malformed JSON", "the body is nested too deeply") from None
+    except UnicodeDecodeError:  # msgspec: bytes of a string that are not UTF-8
+        raise Problem(400, "Malformed JSON", not_utf8(body)) from None
     if b"\\u0000" in body:  # JSON can only carry a NUL escaped; rare, so checked closely here
         where = nul_in(msgspec.json.decode(body), "$")
         if where is not None:
@@ -93,6 +132,19 @@ def decode(decoder: Callable[[bytes], Any], body: bytes) -> Any:
                 f"text may not contain the NUL character (\\u0000) - at `{where}`",
             )
     return value
+
+
+def not_utf8(body: bytes) -> str:
+    """What is wrong with a body whose bytes are not UTF-8 (msgspec raises UnicodeDecodeError,
+    not a DecodeError, for such bytes inside a string): where, and what to send instead."""
+    try:
+        body.decode()
+    except UnicodeDecodeError as exc:
+        return (
+            f"the body is not valid UTF-8 (byte 0x{body[exc.start]:02x} at offset {exc.start}): "
+            "send JSON encoded as UTF-8"
+        )
+    return "the body is not valid UTF-8; send JSON encoded as UTF-8"
 
 
 def nul_in(value: Any, where: str) -> str | None:
@@ -112,52 +164,64 @@ def nul_in(value: Any, where: str) -> str | None:
     return None
 
 
-def routes(node: RuntimeNode) -> list[BaseRoute]:
-    runtime = node.runtime
-    metrics = node.metrics
+class _Handlers:
+    """The runtime's API handlers for one node. Each takes the request (a fast-path Call for
+    the hot routes, a Starlette Request for the others) and the environment its key opens."""
 
-    def endpoint(name: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    def __init__(self, node: RuntimeNode) -> None:
+        self.node = node
+        self.runtime = node.runtime
+        self.metrics = node.metrics
+
+    def endpoint(
+        self, name: str, handler: Callable[[Any, str], Awaitable[Answer]]
+    ) -> Callable[[Any], Awaitable[Answer]]:
         """Authenticate, time, and turn every failure into a problem+json answer."""
-        observe = metrics.latency.labels(name).observe
+        observe = self.metrics.latency.labels(name).observe
+        errors = self.metrics.errors
+        keys = self.node.keys
 
-        async def run(request: Request) -> Response:
+        async def run(request: Any) -> Answer:
             started = time.perf_counter()
             try:
-                environment = await node.keys.environment(key_from_headers(request.headers))
-                if any("\x00" in v for v in request.path_params.values()):
+                environment = await keys.environment(key_from_headers(request.headers))
+                params = getattr(request, "path_params", None)
+                if params and any("\x00" in v for v in params.values()):
                     raise Problem(400, "Invalid path", "the path holds a NUL character (%00)")
-                response = await handler(request, environment)
+                answer = await handler(request, environment)
             except Problem as exc:
-                response = problem(exc.status, exc.title, exc.detail, **exc.extra)
+                answer = problem(exc.status, exc.title, exc.detail, **exc.extra)
+            except BodyTooLarge as exc:
+                answer = problem(413, "Body too large", str(exc))
             except KeyRefused as exc:
-                response = problem(401, "Not authenticated", str(exc))
+                answer = problem(401, "Not authenticated", str(exc))
             except RequestError as exc:
-                response = problem(422, "Invalid request", str(exc), errors=exc.problems)
+                answer = problem(422, "Invalid request", str(exc), errors=exc.problems)
             except NotServed as exc:
-                response = problem(421, "Environment not served here", str(exc))
+                answer = problem(421, "Environment not served here", str(exc))
             except SessionNotFound as exc:
-                response = problem(404, "No such session", str(exc))
+                answer = problem(404, "No such session", str(exc))
             except (Unavailable, RecorderClosed) as exc:
-                response = problem(503, "Unavailable", str(exc))
+                answer = unavailable(exc)
+            except Disconnected:
+                raise  # nobody to answer
             except Exception as exc:  # answered, logged, and counted: never a bare 500
-                log.exception("runtime %s failed", name)
-                response = problem(
-                    500, "Server error", f"{type(exc).__name__}: the request was not completed"
-                )
-            if response.status_code >= 400:
-                metrics.errors.labels(name, str(response.status_code)).inc()
+                answer = unexpected(exc, name)
+            if answer.status >= 400:
+                errors.labels(name, str(answer.status)).inc()
             observe(time.perf_counter() - started)
-            return response
+            return answer
 
         return run
 
-    async def decisions(request: Request, env: str) -> Response:
-        ask: DecisionIn = decode(_decision, await read_body(request))
+    async def decisions(self, call: Call, env: str) -> Answer:
+        ask: DecisionIn = decode(_decision, await call.body())
+        runtime = self.runtime
         session = await runtime.session(env, ask.session_id) if ask.session_id else None
         return json(await runtime.decide(env, ask, session))
 
-    async def events(request: Request, env: str) -> Response:
-        raw = decode(_json_object, await read_body(request))
+    async def events(self, call: Call, env: str) -> Answer:
+        raw = decode(_json_object, await call.body())
         try:
             items = (
                 msgspec.convert(raw, EventsIn).events
@@ -171,12 +235,12 @@ def routes(node: RuntimeNode) -> list[BaseRoute]:
         ids = {e.session_id for e in items if e.session_id}
         session = None
         if len(ids) == 1:
-            session = await runtime.session(env, ids.pop())
+            session = await self.runtime.session(env, ids.pop())
         elif len(ids) > 1:
             raise Problem(
                 422, "Invalid request", "post the events of one session at a time (session_id)"
             )
-        result = await runtime.post_events(env, items, session)
+        result = await self.runtime.post_events(env, items, session)
         if result["rejected"] and not (result["stored"] or result["duplicates"]):
             return problem(
                 422,
@@ -186,31 +250,25 @@ def routes(node: RuntimeNode) -> list[BaseRoute]:
             )
         return json(result)
 
-    async def start_session(request: Request, env: str) -> Response:
+    async def start_session(self, request: Request, env: str) -> Answer:
         body: SessionIn = decode(_session, await read_body(request))
-        return json(_session_view(await runtime.start_session(env, body)), 201)
+        return json(_session_view(await self.runtime.start_session(env, body)), 201)
 
-    async def get_session(request: Request, env: str) -> Response:
-        return json(_session_view(await runtime.session(env, request.path_params["id"])))
+    async def session_by_id(self, request: Request, env: str) -> Answer:
+        # One route for both methods, so that a 405 lists them all in its Allow header.
+        session_id = request.path_params["id"]
+        if request.method == "DELETE":
+            if not await self.runtime.end_session(env, session_id):
+                raise SessionNotFound(f"no session {session_id!r} in {env!r} (ended or expired)")
+            return Answer(204, b"")
+        return json(_session_view(await self.runtime.session(env, session_id)))
 
-    async def set_audience(request: Request, env: str) -> Response:
+    async def set_audience(self, request: Request, env: str) -> Answer:
         body: AudienceIn = decode(_audience, await read_body(request))
-        session = await runtime.set_audience(env, request.path_params["id"], body)
+        session = await self.runtime.set_audience(env, request.path_params["id"], body)
         return json(_session_view(session))
 
-    async def end_session(request: Request, env: str) -> Response:
-        session_id = request.path_params["id"]
-        if not await runtime.end_session(env, session_id):
-            raise SessionNotFound(f"no session {session_id!r} in {env!r} (ended or expired)")
-        return Response(status_code=204)
-
-    async def session_by_id(request: Request, env: str) -> Response:
-        # One route for both methods, so that a 405 lists them all in its Allow header.
-        if request.method == "DELETE":
-            return await end_session(request, env)
-        return await get_session(request, env)
-
-    async def history(request: Request, env: str) -> Response:
+    async def history(self, request: Request, env: str) -> Answer:
         unknown = set(request.query_params) - {"audience", "limit"}
         if unknown:
             raise Problem(
@@ -223,10 +281,10 @@ def routes(node: RuntimeNode) -> list[BaseRoute]:
         limit_text = request.query_params.get("limit", "100")
         if not limit_text.isdecimal() or not 1 <= int(limit_text) <= 1000:
             raise Problem(400, "Invalid limit", "limit is a whole number from 1 to 1000")
-        runtime.live(env)
+        self.runtime.live(env)
         data = await asyncio.to_thread(
             profile_history,
-            node.db,
+            self.node.db,
             env,
             request.query_params.get("audience"),
             request.path_params["id"],
@@ -234,13 +292,33 @@ def routes(node: RuntimeNode) -> list[BaseRoute]:
         )
         return json(data)
 
+
+def hot(node: RuntimeNode) -> dict[str, Handler]:
+    """The hot routes, for the fast path (fastpath.py): POST only."""
+    h = _Handlers(node)
+    return {
+        "/v1/decisions": h.endpoint("decisions", h.decisions),
+        "/v1/events": h.endpoint("events", h.events),
+    }
+
+
+def routes(node: RuntimeNode) -> list[BaseRoute]:
+    """The other routes, for Starlette (the hot ones: `hot`, registered by app.py)."""
+    h = _Handlers(node)
+
+    def route(path: str, name: str, handler: Any, methods: list[str]) -> Route:
+        run = h.endpoint(name, handler)
+
+        async def endpoint(request: Request) -> Response:
+            return response(await run(request))
+
+        return Route(path, endpoint, methods=methods)
+
     return [
-        Route("/v1/decisions", endpoint("decisions", decisions), methods=["POST"]),
-        Route("/v1/events", endpoint("events", events), methods=["POST"]),
-        Route("/v1/sessions", endpoint("sessions", start_session), methods=["POST"]),
-        Route("/v1/sessions/{id}", endpoint("sessions", session_by_id), methods=["GET", "DELETE"]),
-        Route("/v1/sessions/{id}/audience", endpoint("sessions", set_audience), methods=["PUT"]),
-        Route("/v1/profiles/{id}/history", endpoint("history", history), methods=["GET"]),
+        route("/v1/sessions", "sessions", h.start_session, ["POST"]),
+        route("/v1/sessions/{id}", "sessions", h.session_by_id, ["GET", "DELETE"]),
+        route("/v1/sessions/{id}/audience", "sessions", h.set_audience, ["PUT"]),
+        route("/v1/profiles/{id}/history", "history", h.history, ["GET"]),
     ]
 
 

@@ -51,6 +51,39 @@ class Metrics:
         self.deployment = Gauge(
             "overture_deployment", "Deployment number being served", ["environment"], registry=r
         )
+        # when a dependency fails (docs/runtime.md, "Failures")
+        self.degraded = Counter(
+            "overture_degraded_decisions",
+            "Decisions answered with less than usual: without the offers policies count "
+            "(reason=counts) or with a profile read earlier (reason=profile)",
+            ["environment", "reason"],
+            registry=r,
+        )
+        self.dependency_up = Gauge(
+            "overture_dependency_up",
+            "Whether the node's database and Redis answer (1) or not (0)",
+            ["dependency"],
+            registry=r,
+        )
+        self.counters_ready = Gauge(
+            "overture_counters_ready",
+            "Whether an environment's counts in Redis can be used (1), or are missing or "
+            "being rebuilt from the history (0)",
+            ["environment"],
+            registry=r,
+        )
+        self.counts_taken_back = Gauge(
+            "overture_counts_taken_back",
+            "Claims and events whose counts Redis took back because their write failed "
+            "(since the node started)",
+            registry=r,
+        )
+        self.counters_rebuilt = Gauge(
+            "overture_counters_rebuilt",
+            "Environments' counters this node rebuilt from the history after Redis lost them "
+            "(since the node started)",
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from overture.history.deployed import LivePlan, current_deployments, load_deployment
+from overture.history.failures import database_down, reason
 from overture.store import Database
 
 log = logging.getLogger("overture.runtime")
@@ -110,9 +111,16 @@ class LivePlans:
             self._task = None
 
     async def _poll(self) -> None:
+        failing = False
         while True:
             await asyncio.sleep(self.poll_seconds)
             try:
                 await asyncio.to_thread(self.refresh)
-            except Exception:  # the database may be briefly away: keep serving, retry
-                log.exception("could not check for new deployments")
+            except Exception as exc:  # the database may be briefly away: keep serving, retry
+                if not database_down(exc):
+                    log.exception("could not check for new deployments")
+                elif not failing:  # once per outage, not every poll
+                    log.error("could not check for new deployments: %s", reason(exc))
+                failing = True
+            else:
+                failing = False

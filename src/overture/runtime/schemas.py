@@ -14,14 +14,12 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
+from overture.catalog.model import EVENT_NAME_PATTERN, EVENT_NAME_RULE
+
 Text = Annotated[str, Meta(min_length=1, max_length=128)]
 Name = Annotated[str, Meta(min_length=1, max_length=64)]
-EventName = Annotated[
-    str,
-    Meta(
-        pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$", description="a letter, then letters, digits or _"
-    ),
-]
+# As the catalog names a channel's events (overture.catalog.model.event_name_problem)
+EventName = Annotated[str, Meta(pattern=EVENT_NAME_PATTERN, description=EVENT_NAME_RULE)]
 Count = Annotated[int, Meta(ge=1, le=100)]
 
 
@@ -47,6 +45,7 @@ class DecisionIn(_Body):
     session_id: Text | None = None
     explain: bool = False
     record: bool = True  # False: a test request; nothing is stored or counted
+    at: dt.datetime | None = None  # only a demo server takes it (demo traffic in past days)
 
 
 class EventIn(_Body):
@@ -130,6 +129,9 @@ class DecisionOut(msgspec.Struct, omit_defaults=True):
     session_id: str | None = None
     rule_errors: list[RuleErrorOut] = []
     warnings: list[str] = []
+    # decided with less than usual, and why: "counts" (the offers policies count were left
+    # out: Redis down or its counters being rebuilt), "profile" (a profile read earlier)
+    degraded: list[str] = []
 
 
 class EventResultOut(msgspec.Struct, omit_defaults=True):

@@ -11,24 +11,31 @@ with other nodes are caught by the claim.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
 import datetime as dt
+import math
 import random
 import secrets
+import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 
 from overture.catalog import Audience
 from overture.engine import Decision, DecisionRequest, PlacementRequest, RequestError
-from overture.engine.request import Trace
 from overture.history.counted import counts
 from overture.history.deployed import LivePlan
+from overture.history.failures import (
+    CountsUnavailable,
+    DependencyDown,
+    RedisDown,
+    Unavailable,
+    redis_down,
+)
 from overture.history.ledger import (
+    WITHHELD,
     Claim,
     Entry,
     EventRecord,
@@ -40,6 +47,7 @@ from overture.history.ledger import (
     RequestHistory,
 )
 from overture.history.tables import join_categories, split_categories
+from overture.history.windows import Lookback
 from overture.rules.parser import suggest
 from overture.runtime.metrics import Metrics
 from overture.runtime.plans import LivePlans
@@ -47,11 +55,22 @@ from overture.runtime.profiles import ProfileSource, ProfileTableError
 from overture.runtime.schemas import AudienceIn, DecisionIn, EventIn, SessionIn
 from overture.runtime.sessions import Session, SessionStore
 
+__all__ = ["NotServed", "Runtime", "SessionNotFound", "Unavailable"]
+
 MAX_PROFILE_ID = 128  # what the history's columns hold (schemas.Text)
+RACE_MEMORY = 60.0  # seconds a lost claim keeps the node checking cached versions
 
-
-class Unavailable(RuntimeError):
-    """The node cannot answer now (no deployment yet, too much contention): retry."""
+# Why a decision is degraded (its answer's `degraded`), and what its warning tells people
+COUNTS = "counts"
+PROFILE = "profile"
+_DEGRADED_COUNTS = (
+    "decided without the offers that capping, suppression or inventory policies count, "
+    "because their counts cannot be checked now ({why}); other offers were decided as usual"
+)
+_DEGRADED_PROFILE = (
+    "the profile table could not be read (the database is not answering): decided with the "
+    "profile as this node last read it, {age:.0f} s ago"
+)
 
 
 class NotServed(LookupError):
@@ -63,24 +82,37 @@ class SessionNotFound(LookupError):
 
 
 class _KeyedLocks:
-    """One asyncio lock per key, forgotten when nobody holds or waits for it."""
+    """Mutual exclusion per key, on the event loop: the holder of a key is in `_waiting`,
+    with the futures of those waiting for it in turn. A key nobody holds costs nothing to
+    take (no lock object, no context manager: this runs for every decision)."""
 
     def __init__(self) -> None:
-        self._locks: dict[ProfileKey, list[Any]] = {}  # key -> [lock, users]
+        self._waiting: dict[ProfileKey, list[asyncio.Future[None]]] = {}
 
-    @contextlib.asynccontextmanager
-    async def hold(self, key: ProfileKey) -> AsyncIterator[None]:
-        entry = self._locks.get(key)
-        if entry is None:
-            entry = self._locks[key] = [asyncio.Lock(), 0]
-        entry[1] += 1
+    async def acquire(self, key: ProfileKey) -> None:
+        waiting = self._waiting.get(key)
+        if waiting is None:
+            self._waiting[key] = []
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiting.append(turn)
         try:
-            async with entry[0]:
-                yield
-        finally:
-            entry[1] -= 1
-            if entry[1] == 0:
-                del self._locks[key]
+            await turn
+        except BaseException:
+            if turn.done() and not turn.cancelled():
+                self.release(key)  # handed the key while being cancelled: pass it on
+            elif turn in waiting:
+                waiting.remove(turn)
+            raise
+
+    def release(self, key: ProfileKey) -> None:
+        waiting = self._waiting[key]
+        while waiting:
+            turn = waiting.pop(0)
+            if not turn.done():
+                turn.set_result(None)  # the key passes to the next in line
+                return
+        del self._waiting[key]
 
 
 class Runtime:
@@ -95,17 +127,25 @@ class Runtime:
         max_attempts: int = 20,
         cached_profiles: int = 20_000,
         recent_propositions: int = 100_000,
+        decision_times: bool = False,
+        event_skew_seconds: float = 300.0,
     ) -> None:
+        self.decision_times = decision_times  # requests may say when (demo traffic)
+        self.event_skew = dt.timedelta(seconds=event_skew_seconds)  # events dated ahead
         self.plans = plans
         self.ledger = ledger
-        self.sessions = sessions
+        self.sessions: SessionStore = _GuardedSessions(sessions)
         self.profiles = profiles
         self.metrics = metrics
         self.max_attempts = max_attempts
         self.inventory = InventoryView()
         self._locks = _KeyedLocks()
-        self._histories: OrderedDict[ProfileKey, tuple[int, ProfileHistory]] = OrderedDict()
+        # by profile: the history as read with the lookback windows it was read for (a new
+        # deployment with the same windows keeps them: a plan swap empties no cache)
+        self._histories: OrderedDict[ProfileKey, tuple[Lookback, ProfileHistory]] = OrderedDict()
         self._max_histories = cached_profiles
+        # when a claim last lost a race: another node or worker writes these profiles too
+        self._raced_at = -math.inf
         # tracking code -> proposition, for events posted to the node that decided
         self._recent: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._max_recent = recent_propositions
@@ -135,10 +175,11 @@ class Runtime:
         audience = _audience(live, name)
         profile_id = ask.profile_id or (session.profile_id if session else None)
         profile: dict[str, Any] = {}
+        degraded: list[str] = []
         if session is not None and (ask.profile_id is None or ask.profile_id == session.profile_id):
             profile.update(session.profile)
         elif profile_id is not None:
-            profile.update(await self._profile(audience, profile_id, warnings))
+            profile.update(await self._profile(audience, profile_id, warnings, degraded))
         profile.update(ask.profile)
         if profile_id is None:
             profile_id = _inline_id(profile, audience)
@@ -153,10 +194,17 @@ class Runtime:
             themes=frozenset(ask.themes),
             explain=ask.explain,
             exclude=frozenset(session.responded) if session else frozenset(),
+            now=self._decision_time(ask.at) or _utcnow(),
+            segments=ask.record,  # recorded with the propositions, for the reports
         )
         session_id = session.id if session else None
-        decision = await self._decide_and_claim(live, request, ask.record, session_id)
+        decision, withheld = await self._decide_and_claim(live, request, ask.record, session_id)
+        if withheld is not None:
+            degraded.insert(0, COUNTS)
+            warnings.append(_DEGRADED_COUNTS.format(why=withheld))
         self.metrics.decisions.labels(environment).inc()
+        for why in degraded:
+            self.metrics.degraded.labels(environment, why).inc()
         if session is not None:
             session.remember(
                 [
@@ -165,49 +213,114 @@ class Runtime:
                 ]
             )
             await self.sessions.put(session)
-        return _answer(live, decision, ask.record, session_id, warnings)
+        answer = decision.to_dict(  # the answer's shape is the engine's, `decide --json`'s too
+            environment=live.environment,
+            deployment=live.deployment,
+            recorded=ask.record,
+            session_id=session_id,
+            warnings=warnings,
+        )
+        if degraded:  # decided with less than usual (docs/runtime.md, "Failures")
+            answer["degraded"] = degraded
+        return answer
+
+    def _decision_time(self, at: dt.datetime | None) -> dt.datetime | None:
+        if at is None:
+            return None
+        if not self.decision_times:
+            raise RequestError(
+                [
+                    "`at` is only taken by a demo server (overture serve --accept-decision-times), "
+                    "to fill past "
+                    "days with demo traffic; leave it out: a decision happens when it is asked"
+                ]
+            )
+        try:
+            return _naive_utc(at)
+        except OverflowError:
+            raise RequestError([f"time {at} is out of range once in UTC"]) from None
 
     async def _decide_and_claim(
         self, live: LivePlan, request: DecisionRequest, record: bool, session_id: str | None
-    ) -> Decision:
+    ) -> tuple[Decision, str | None]:
+        """The decision, and why counts were withheld from it (None: they were not)."""
         env = live.environment
         profile_id = request.profile_id
         profile_key = None
         if profile_id is not None and live.lookback.counts_anything:
             profile_key = (env, request.audience or live.plan.default_audience, profile_id)
-        async with self._locks.hold(profile_key) if profile_key else contextlib.nullcontext():
-            for attempt in range(self.max_attempts):
-                history = None
-                if profile_key is not None:
+        if profile_key is not None:
+            await self._locks.acquire(profile_key)
+        try:
+            return await self._attempts(live, request, record, session_id, profile_key)
+        finally:
+            if profile_key is not None:
+                self._locks.release(profile_key)
+
+    async def _attempts(
+        self,
+        live: LivePlan,
+        request: DecisionRequest,
+        record: bool,
+        session_id: str | None,
+        profile_key: ProfileKey | None,
+    ) -> tuple[Decision, str | None]:
+        """Decide and claim until a claim holds (or give up): see the module's doc.
+
+        When the counts cannot be read or checked (Redis down, its counters being rebuilt,
+        the database down), the decision is made with WITHHELD counts: the offers policies
+        count are left out, the others decided and recorded as usual (a degraded answer)."""
+        env = live.environment
+        now = request.now
+        assert now is not None
+        withheld: str | None = None
+        for attempt in range(self.max_attempts):
+            history = None
+            if profile_key is not None and withheld is None:
+                try:
                     history = await self._history(live, profile_key)
-                now = _utcnow()
-                decision = live.plan.decide(
-                    dataclasses.replace(request, now=now),
-                    RequestHistory(env, history, self.inventory),
-                )
-                propositions = decision.propositions
-                if not record or not propositions:
-                    return decision
-                claim = self._claim(live, decision, history, session_id, now)
+                except (CountsUnavailable, DependencyDown) as exc:
+                    withheld = _why(exc)
+            view = (
+                WITHHELD if withheld is not None else RequestHistory(env, history, self.inventory)
+            )
+            decision = live.plan.decide(request, view)
+            propositions = decision.propositions
+            if not record or not propositions:
+                return decision, withheld
+            claim = self._claim(
+                live, decision, history, session_id, now, counted=profile_key is not None
+            )
+            claim.unchecked = withheld is not None
+            try:
                 result = await self.ledger.claim(claim)
-                if result.ok:
-                    if history is not None and profile_key is not None:
-                        assert result.version is not None
-                        history.version = result.version
-                        for entry in claim.entries:
-                            history.record(entry)
-                    self._remember(claim.propositions)
-                    return decision
-                self.metrics.claim_conflicts.labels(env).inc()
-                if result.conflict and profile_key is not None:
+            except CountsUnavailable as exc:  # gone since the read: decide again without
+                withheld = _why(exc)
+                if profile_key is not None:
                     self._histories.pop(profile_key, None)
-                    # another node is deciding for this profile right now: let it finish
-                    # (a random pause, so that two nodes do not keep colliding in step)
+                continue
+            if result.ok:
+                if claim.unchecked and profile_key is not None:
+                    self._histories.pop(profile_key, None)  # read again when counts are back
+                elif history is not None and profile_key is not None:
+                    assert result.version is not None
+                    history.version = result.version
+                    for entry in claim.entries:
+                        history.record(entry)
+                self._remember(claim.propositions)
+                return decision, withheld
+            self.metrics.claim_conflicts.labels(env).inc()
+            if result.conflict:  # another node or worker changed this profile meanwhile
+                self._raced_at = time.monotonic()  # (a spent inventory is not a race)
+                if profile_key is not None:
+                    self._histories.pop(profile_key, None)
+                    # it may be deciding for this profile right now: let it finish (a random
+                    # pause, so that two nodes do not keep colliding in step)
                     await asyncio.sleep(random.uniform(0, 0.001 * (attempt + 1)))
-                for offer, period, used in result.exhausted:
-                    self.inventory.saw(env, offer, period, used)
+            for offer, period, used in result.exhausted:
+                self.inventory.saw(env, offer, period, used)
         raise Unavailable(
-            f"could not record a decision for profile {profile_id!r} after "
+            f"could not record a decision for profile {request.profile_id!r} after "
             f"{self.max_attempts} attempts: other nodes keep changing its history; retry"
         )
 
@@ -218,10 +331,17 @@ class Runtime:
         history: ProfileHistory | None,
         session_id: str | None,
         now: dt.datetime,
+        *,
+        counted: bool,
     ) -> Claim:
+        """The claim of a decision's propositions; `counted`: their entries too (the
+        profile's history is counted, whether or not it could be read)."""
         rows: list[dict[str, Any]] = []
         entries: list[Entry] = []
         inventory: dict[tuple[str, str], int] = {}
+        segments = " ".join(decision.segments)
+        if len(segments) > 2000:  # the column's size: whole names only
+            segments = segments[:2001].rsplit(" ", 1)[0]
         for pd in decision.placements:
             for p in pd.propositions:
                 categories = live.offer_categories.get(p.offer_code, ())
@@ -237,6 +357,7 @@ class Runtime:
                         "channel": pd.channel,
                         "offer_code": p.offer_code,
                         "categories": join_categories(categories),
+                        "segments": segments,
                         "rank": p.rank,
                         "score": p.score,
                         "probability": p.probability,
@@ -244,7 +365,7 @@ class Runtime:
                         "decided_at": now,
                     }
                 )
-                if history is not None:
+                if counted:
                     entries.append(Entry("presented", p.offer_code, categories, pd.channel, now))
                 for rule in live.inventory.get((p.placement, p.offer_code), ()):
                     key = (p.offer_code, rule.period(now))
@@ -262,12 +383,27 @@ class Runtime:
         )
 
     async def _history(self, live: LivePlan, key: ProfileKey) -> ProfileHistory:
+        """The profile's counted history: cached by the node, read when not cached.
+
+        Where other nodes or workers write the same profiles (seen by a claim that lost a
+        race in the last RACE_MEMORY seconds), a cached history may be stale, and deciding
+        with it would be wasted: the claim would lose and the decision be made again
+        (a fifth of the decisions with two SQLite workers on random profiles). So then the
+        profile's version is read first, one small read, and the history again only when
+        it moved."""
         cached = self._histories.get(key)
-        if cached is not None and cached[0] == live.deployment:
-            self._histories.move_to_end(key)
-            return cached[1]
+        if cached is not None and cached[0] == live.lookback:
+            history = cached[1]
+            if time.monotonic() - self._raced_at > RACE_MEMORY:
+                self._histories.move_to_end(key)
+                return history
+            if await self.ledger.version(*key) == history.version:
+                # (the read may suspend: an event or an eviction may have dropped it since)
+                if self._histories.get(key) is cached:
+                    self._histories.move_to_end(key)
+                return history
         history = await self.ledger.load(live, key[1], key[2])
-        self._histories[key] = (live.deployment, history)
+        self._histories[key] = (live.lookback, history)
         if len(self._histories) > self._max_histories:
             self._histories.popitem(last=False)
         return history
@@ -280,15 +416,23 @@ class Runtime:
             recent.popitem(last=False)
 
     async def _profile(
-        self, audience: Audience, profile_id: str, warnings: list[str]
+        self,
+        audience: Audience,
+        profile_id: str,
+        warnings: list[str],
+        degraded: list[str] | None = None,
     ) -> dict[str, Any]:
         if audience.profile_table is None:
             return {}
         try:
-            row = await self.profiles.load(audience, profile_id)
+            row, age = await self.profiles.lookup(audience, profile_id)
         except ProfileTableError as exc:
             warnings.append(str(exc))
             return {}
+        if age is not None:  # the database is down: the row as last read
+            warnings.append(_DEGRADED_PROFILE.format(age=age))
+            if degraded is not None:
+                degraded.append(PROFILE)
         if row is None:
             warnings.append(
                 f"profile {profile_id!r} is not in table {audience.profile_table!r}; "
@@ -383,10 +527,13 @@ class Runtime:
             at = _naive_utc(event.at) if event.at is not None else received
         except OverflowError:
             raise ValueError(f"time {event.at} is out of range once in UTC") from None
+        if at - received > self.event_skew:  # it would count against caps until then
+            raise ValueError(_in_the_future(at, received, self.event_skew))
         audience = event.audience or (session.audience if session else None)
         profile_id = event.profile_id or (session.profile_id if session else None)
         offer, channel, placement = event.offer, event.channel, event.placement
         categories: tuple[str, ...] = ()
+        segments = ""
         if event.tracking_code is not None:
             prop = known.get(event.tracking_code)
             if prop is None or prop["environment"] != env:
@@ -403,6 +550,7 @@ class Runtime:
             offer, channel, placement = prop["offer_code"], prop["channel"], prop["placement"]
             audience, profile_id = prop["audience"], prop["profile_id"]
             categories = split_categories(prop["categories"])
+            segments = prop.get("segments") or ""
         elif offer is None:
             channel = channel or (session.channel if session else None)
             if live.event_kind(channel, event.name) != "custom" or (
@@ -414,6 +562,8 @@ class Runtime:
                     "may name no offer, for a profile or in a session"
                 )
         else:
+            if not live.knows_offer(offer):
+                raise ValueError(_unknown_offer(live, offer))
             categories = live.offer_categories.get(offer, ())
             if placement is not None and channel is None:
                 channel = _channel(live, placement)
@@ -435,6 +585,7 @@ class Runtime:
             "session_id": event.session_id or (session.id if session else None),
             "offer_code": offer,
             "categories": join_categories(categories),
+            "segments": segments,
             "channel": channel,
             "placement": placement,
             "at": at,
@@ -511,6 +662,55 @@ class Runtime:
         return await self.sessions.delete(environment, session_id)
 
 
+SESSIONS_DOWN = (
+    "sessions are kept in Redis, which is not answering, so this session cannot be read or "
+    "saved now; retry in a few seconds"
+)
+
+
+class _GuardedSessions:
+    """The session store, its Redis failures told as RedisDown (503, retry)."""
+
+    def __init__(self, store: SessionStore) -> None:
+        self.store = store
+        self.idle_seconds = store.idle_seconds
+
+    async def get(self, environment: str, session_id: str) -> Session | None:
+        try:
+            return await self.store.get(environment, session_id)
+        except Exception as exc:
+            raise _sessions_failed(exc) from exc
+
+    async def put(self, session: Session) -> None:
+        try:
+            await self.store.put(session)
+        except Exception as exc:
+            raise _sessions_failed(exc) from exc
+
+    async def delete(self, environment: str, session_id: str) -> bool:
+        try:
+            return await self.store.delete(environment, session_id)
+        except Exception as exc:
+            raise _sessions_failed(exc) from exc
+
+    def count(self) -> int | None:
+        return self.store.count()
+
+    async def close(self) -> None:
+        await self.store.close()
+
+
+def _sessions_failed(exc: Exception) -> Exception:
+    return RedisDown(SESSIONS_DOWN) if redis_down(exc) else exc
+
+
+def _why(exc: Exception) -> str:
+    """Why counts were withheld, for the answer's warning."""
+    if isinstance(exc, DependencyDown):
+        return f"the {exc.dependency} is not answering"
+    return str(exc)
+
+
 def _expand_contacts(live: LivePlan, events: list[EventIn], session: Session) -> list[EventIn]:
     """In a session, a contact event that names no offer logs a contact for every offer of
     the last answer (as Interact does); each gets its own event id."""
@@ -561,61 +761,40 @@ def _channel(live: LivePlan, placement: str) -> str:
     return compiled.channel if compiled is not None else ""
 
 
-def _answer(
-    live: LivePlan,
-    decision: Decision,
-    recorded: bool,
-    session_id: str | None,
-    warnings: list[str],
-) -> dict[str, Any]:
-    placements = []
-    for pd in decision.placements:
-        item: dict[str, Any] = {
-            "placement": pd.placement,
-            "channel": pd.channel,
-            "offers": [
-                {
-                    "offer": p.offer_code,
-                    "name": p.offer_name,
-                    "category": p.category,
-                    "rank": p.rank,
-                    "score": p.score,
-                    "content": p.content,
-                    "tracking_code": p.tracking_code,
-                    "fallback": p.fallback,
-                }
-                for p in pd.propositions
-            ],
-            "default_content": pd.default_content,
-        }
-        if pd.explain is not None:
-            item["explain"] = [_trace(t) for t in pd.explain]
-        placements.append(item)
-    answer: dict[str, Any] = {
-        "environment": live.environment,
-        "deployment": live.deployment,
-        "audience": decision.audience,
-        "profile_id": decision.profile_id,
-        "decided_at": decision.now.isoformat() + "Z",
-        "recorded": recorded,
-        "placements": placements,
-    }
-    if session_id is not None:
-        answer["session_id"] = session_id
-    if decision.rule_errors:
-        answer["rule_errors"] = [dataclasses.asdict(e) for e in decision.rule_errors]
-    if warnings:
-        answer["warnings"] = warnings
-    return answer
+def _unknown_offer(live: LivePlan, offer: str) -> str:
+    # (no closest match: comparing with every code of a large catalog, for each event of
+    # a batch, would hold the event loop; a code in another case is what clients get wrong)
+    same = live.offer_in_any_case(offer)
+    return (
+        f"unknown offer {offer!r}: no deployment of environment {live.environment!r} has it"
+        + (f" (codes are case-sensitive: did you mean {same!r}?)" if same else "")
+        + "; name an offer of the catalog deployed here by its code, or send the tracking "
+        "code of the decision that proposed it"
+    )
 
 
-def _trace(t: Trace) -> dict[str, Any]:
-    item: dict[str, Any] = {"offer": t.offer_code, "step": t.step, "reason": t.reason}
-    if t.score is not None:
-        item["score"] = t.score
-    if t.selected:
-        item["selected"] = True
-    return item
+def _in_the_future(at: dt.datetime, now: dt.datetime, skew: dt.timedelta) -> str:
+    return (
+        f"the event is in the future: `at` {_iso(at)} is {_span(at - now)} ahead of the "
+        f"node's clock ({_iso(now)}), and an event may be at most {_span(skew)} ahead; "
+        "send when it happened (in UTC, or with its offset), or leave `at` out for the "
+        "time it is received"
+    )
+
+
+def _span(delta: dt.timedelta) -> str:
+    seconds = delta.total_seconds()
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:,.0f} days"
+
+
+def _iso(value: dt.datetime) -> str:
+    return value.isoformat(timespec="seconds") + "Z"
 
 
 def _utcnow() -> dt.datetime:

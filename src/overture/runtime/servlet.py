@@ -17,19 +17,20 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
 
 import overture
+from overture.catalog.model import EVENT_NAME_RULE, event_name_problem
 from overture.engine import RequestError
 from overture.history.deployed import LivePlan
 from overture.history.recorder import RecorderClosed
+from overture.rules.types import Type
 from overture.runtime import api
+from overture.runtime.fastpath import Answer, BodyTooLarge, Call, Handler
 from overture.runtime.keys import KeyRefused, key_from_headers
 from overture.runtime.node import RuntimeNode
 from overture.runtime.schemas import AudienceIn, DecisionIn, EventIn, PlacementAsk, SessionIn
@@ -39,7 +40,9 @@ from overture.runtime.sessions import Session
 log = logging.getLogger("overture.runtime")
 INFO, WARNING, ERROR = 0, 1, 2
 VERSION = overture.__version__
+PATH = "/interact/servlet/RestServlet"
 TRACKING_CODE = "UACIOfferTrackingCode"
+_TRACKING_CODE = TRACKING_CODE.lower()
 
 # Message codes (docs/runtime.md lists them with what to do).
 SESSION_MISSING = 1
@@ -92,24 +95,30 @@ class _Reply:
         }
 
 
-def routes(node: RuntimeNode) -> list[BaseRoute]:
+def hot(node: RuntimeNode) -> dict[str, Handler]:
+    """The servlet, for the fast path (fastpath.py): POST only."""
     runtime = node.runtime
     observe = node.metrics.latency.labels("servlet").observe
 
-    async def servlet(request: Request) -> Response:
-        import time
-
+    async def servlet(call: Call) -> Answer:
         started = time.perf_counter()
         try:
-            env = await node.keys.environment(key_from_headers(request.headers))
-            body = await api.read_body(request)
+            env = await node.keys.environment(key_from_headers(call.headers))
+            body = await call.body()
             batch = _decode(body)
         except KeyRefused as exc:
             return api.problem(401, "Not authenticated", str(exc))
-        except api.Problem as exc:
-            return api.problem(exc.status, exc.title, exc.detail)
-        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
+        except BodyTooLarge as exc:
+            return api.problem(413, "Body too large", str(exc))
+        except (
+            msgspec.DecodeError,
+            msgspec.ValidationError,
+            RecursionError,
+            UnicodeDecodeError,
+        ) as exc:
             why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            if isinstance(exc, UnicodeDecodeError):  # msgspec: a string's bytes are not UTF-8
+                why = api.not_utf8(body)
             return api.problem(
                 400,
                 "Malformed batch",
@@ -136,7 +145,7 @@ def routes(node: RuntimeNode) -> list[BaseRoute]:
         status = max((r["statusCode"] for r in replies), default=0)
         return api.json({"batchStatusCode": status, "responses": replies})
 
-    return [Route("/interact/servlet/RestServlet", servlet, methods=["POST"])]
+    return {PATH: servlet}
 
 
 async def _run(
@@ -173,15 +182,17 @@ async def _run(
         await handler(runtime, env, session_id, command, reply)
     except CommandError as exc:
         reply.message(ERROR, exc.code, exc.msg, exc.detail)
-    except SessionNotFound as exc:
-        reply.message(ERROR, SESSION_MISSING, str(exc), "call startSession first")
+    except SessionNotFound:
+        reply.message(ERROR, SESSION_MISSING, *_invalid_session(runtime, env, session_id))
     except RequestError as exc:
         reply.message(ERROR, REQUEST_REFUSED, "the request was refused", "; ".join(exc.problems))
     except (Unavailable, NotServed, RecorderClosed) as exc:
         reply.message(ERROR, UNAVAILABLE, str(exc))
-    except Exception as exc:  # one command's failure must not lose the batch
+    except Exception:  # one command's failure must not lose the batch
         log.exception("servlet action %s failed", action)
-        reply.message(ERROR, INTERNAL, f"{action} failed: {type(exc).__name__}", str(exc))
+        # as the API's 500: no exception's name or text (they can carry internals), the
+        # traceback is in the node's log
+        reply.message(ERROR, INTERNAL, f"{action} failed: an internal error, logged on the node")
     return reply
 
 
@@ -189,15 +200,13 @@ async def _run(
 async def _start_session(
     runtime: Runtime, env: str, session_id: str | None, cmd: dict[str, Any], reply: _Reply
 ) -> None:
-    if not session_id:
-        raise CommandError(BAD_COMMAND, "startSession needs a sessionId (the client chooses it)")
     live = runtime.live(env)
     channel = _channel(live, cmd.get("ic"))
     audience, profile_id = _audience(live, cmd)
     session = await runtime.start_session(
         env,
         SessionIn(
-            session_id=session_id,
+            session_id=session_id or None,  # none: the runtime makes one up, answered below
             audience=audience,
             profile_id=profile_id,
             context=_values(cmd.get("parameters")),
@@ -207,6 +216,7 @@ async def _start_session(
     session.channel = channel
     session.debug = bool(cmd.get("debug", session.debug))
     await runtime.sessions.put(session)
+    reply.session_id = session.id  # the batch's next commands run in it
     _warn(reply, session)
 
 
@@ -275,26 +285,27 @@ async def _post_event(
     session = await _session(runtime, env, session_id)
     live = runtime.live(env)
     name = cmd.get("event")
-    if not isinstance(name, str) or not name:
+    if not isinstance(name, str) or not name.strip():
         raise CommandError(BAD_COMMAND, "postEvent needs an event name")
+    problem = event_name_problem(name)
+    if problem is not None:
+        raise CommandError(
+            EVENT_UNKNOWN, f"event {name!r} is not a valid event name: {problem}", EVENT_NAME_RULE
+        )
     params = _values(cmd.get("parameters"))
-    code = params.pop(TRACKING_CODE, None)
+    # reserved parameters match ignoring case, as every other name does
+    codes = [params.pop(k) for k in [k for k in params if k.lower() == _TRACKING_CODE]]
+    code = next((c for c in codes if c not in (None, "")), None)
     try:
         event = EventIn(
             name=name,
-            tracking_code=str(code) if code not in (None, "") else None,
+            tracking_code=None if code is None else str(code),
             channel=session.channel,
             attributes={k: _json_safe(v) for k, v in params.items()},
         )
-        msgspec.convert(msgspec.to_builtins(event), EventIn)  # the name's pattern, lengths
-    except msgspec.ValidationError as exc:
-        if "`$.name`" not in str(exc):  # the tracking code: longer than any
-            raise CommandError(BAD_TRACKING_CODE, f"unknown tracking code {code!r}") from None
-        raise CommandError(
-            EVENT_UNKNOWN,
-            f"event {name!r} is not a valid event name",
-            "a letter, then letters, digits or _",
-        ) from None
+        msgspec.convert(msgspec.to_builtins(event), EventIn)  # lengths
+    except msgspec.ValidationError:  # the tracking code: longer than any
+        raise CommandError(BAD_TRACKING_CODE, f"unknown tracking code {code!r}") from None
     if live.event_kind(session.channel, name) == "custom":
         reply.message(
             WARNING,
@@ -330,8 +341,20 @@ async def _get_profile(
     runtime: Runtime, env: str, session_id: str | None, cmd: dict[str, Any], reply: _Reply
 ) -> None:
     session = await _session(runtime, env, session_id)
-    values = {**session.profile, **session.context}
-    reply.profile = [_nvp(k, v) for k, v in values.items()]
+    plan = runtime.live(env).plan
+    info = plan.audiences.get(session.audience)
+    typed: dict[str, tuple[Any, Type | None]] = {}
+    for values, schema, coerce in (
+        (session.profile, info.fields if info else {}, info.coerce if info else None),
+        (session.context, plan.catalog.context, plan.coerce_context),
+    ):
+        coerced = coerce(values)[0] if coerce is not None else {}
+        for name, value in values.items():
+            if name in coerced:  # typed as the schema says
+                typed[name] = (coerced[name], schema[name])
+            else:  # not in the schema, or not of its type: as it is
+                typed[name] = (value, None)
+    reply.profile = [_nvp(name, value, kind) for name, (value, kind) in typed.items()]
 
 
 async def _set_debug(
@@ -346,7 +369,7 @@ async def _end_session(
     runtime: Runtime, env: str, session_id: str | None, cmd: dict[str, Any], reply: _Reply
 ) -> None:
     if not session_id or not await runtime.end_session(env, session_id):
-        raise SessionNotFound(f"no session {session_id!r} to end (ended or expired)")
+        raise SessionNotFound(session_id)
 
 
 async def _get_version(
@@ -389,8 +412,27 @@ _ACTIONS: dict[str, Action] = dict(
 # -- translation -------------------------------------------------------------------------
 async def _session(runtime: Runtime, env: str, session_id: str | None) -> Session:
     if not session_id:
-        raise CommandError(SESSION_MISSING, "no sessionId: call startSession first")
+        raise SessionNotFound(session_id)
     return await runtime.session(env, session_id)
+
+
+def _invalid_session(runtime: Runtime, env: str, session_id: str | None) -> tuple[str, str]:
+    """The message for a session that is not there, in Interact's words (INVALID_SESSION_ID)
+    first: clients start a new session when they read "invalid session id", "session
+    expired" or "session timeout" in a message of level 2, code 1."""
+    detail = (
+        "start a new session with startSession (it makes up a sessionId when none is sent), "
+        "then repeat the command"
+    )
+    if not session_id:
+        return "Invalid session id: no sessionId was sent with the command", detail
+    idle = runtime.sessions.idle_seconds
+    return (
+        f"Invalid session id {session_id!r} (session expired, ended or never started): "
+        f"no session of that id in {env!r}; a session expires after {idle:.0f} s idle "
+        "(session timeout)",
+        detail,
+    )
 
 
 def _channel(live: LivePlan, ic: Any) -> str:
@@ -504,16 +546,41 @@ def _values(pairs: Any) -> dict[str, Any]:
     return out
 
 
-def _nvp(name: str, value: Any) -> dict[str, Any]:
+# Interact's NameValuePair types are string, numeric and datetime: a schema's type, as sent
+_INTERACT_TYPE = {
+    Type.STRING: "string",
+    Type.INT: "numeric",
+    Type.FLOAT: "numeric",
+    Type.BOOL: "string",  # "true" or "false": Interact has no boolean
+    Type.DATE: "datetime",  # its midnight, UTC
+    Type.DATETIME: "datetime",
+    Type.LIST: "string",  # the items joined with ","
+}
+
+
+def _nvp(name: str, value: Any, kind: Type | None = None) -> dict[str, Any]:
+    """A NameValuePair: typed as the schema says (`kind`, the value coerced to it), else
+    from the value. A boolean is "true" or "false", a date or datetime ISO 8601 in UTC
+    ("2026-11-15T13:12:23Z"; a date its midnight), a list its items joined with ","."""
+    if value is None:
+        return {"n": name, "v": None, "t": _INTERACT_TYPE[kind] if kind else "string"}
     if isinstance(value, bool):
         return {"n": name, "v": str(value).lower(), "t": "string"}
     if isinstance(value, (int, float)):
         return {"n": name, "v": value, "t": "numeric"}
-    if isinstance(value, (dt.date, dt.datetime)):
-        return {"n": name, "v": value.isoformat(), "t": "datetime"}
+    if isinstance(value, dt.date):  # a datetime too
+        return {"n": name, "v": _iso_utc(value), "t": "datetime"}
     if isinstance(value, list):
         return {"n": name, "v": ",".join(str(v) for v in value), "t": "string"}
-    return {"n": name, "v": None if value is None else str(value), "t": "string"}
+    return {"n": name, "v": str(value), "t": "string"}
+
+
+def _iso_utc(value: dt.date) -> str:
+    if not isinstance(value, dt.datetime):
+        value = dt.datetime(value.year, value.month, value.day)
+    elif value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value.isoformat(timespec="milliseconds" if value.microsecond else "seconds") + "Z"
 
 
 def _offer_list(live: LivePlan, placement: dict[str, Any]) -> dict[str, Any]:

@@ -127,11 +127,11 @@ class RedisSessions:
     MessagePack holds (an integer beyond 64 bits in the context)."""
 
     def __init__(self, url: str, idle_seconds: float = 1800.0, prefix: str = "overture") -> None:
-        import redis.asyncio as aioredis
+        from overture.history.redis_ledger import redis_client
 
         self.idle_seconds = idle_seconds
         self.prefix = prefix
-        self.redis = aioredis.Redis.from_url(url)
+        self.redis = redis_client(url)  # fails within seconds when Redis is down (a 503)
         self._encode = msgspec.msgpack.Encoder().encode
         self._decode = msgspec.msgpack.Decoder(Session).decode
         self._decode_json = msgspec.json.Decoder(Session).decode

@@ -29,7 +29,10 @@ Id = BigInteger().with_variant(Integer(), "sqlite")
 
 class PropositionRow(Base):
     __tablename__ = "propositions"
-    __table_args__ = (Index("ix_propositions_profile", "environment", "profile_id", "decided_at"),)
+    __table_args__ = (
+        Index("ix_propositions_profile", "environment", "profile_id", "decided_at"),
+        Index("ix_propositions_time", "environment", "decided_at"),  # the reports' hours
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     tracking_code: Mapped[str] = mapped_column(String(64), unique=True)
@@ -42,6 +45,8 @@ class PropositionRow(Base):
     channel: Mapped[str] = mapped_column(String(64))
     offer_code: Mapped[str] = mapped_column(String(64))
     categories: Mapped[str] = mapped_column(String(2000))  # nearest first, space-separated
+    # the profile's segments when it was decided (space-separated; "" for a batch's)
+    segments: Mapped[str] = mapped_column(String(2000), default="", server_default="")
     rank: Mapped[int] = mapped_column(Integer)
     score: Mapped[float] = mapped_column(Float)
     probability: Mapped[float] = mapped_column(Float)
@@ -55,6 +60,7 @@ class EventRow(Base):
         UniqueConstraint("environment", "event_id", name="uq_events_event_id"),
         Index("ix_events_profile", "environment", "profile_id", "at"),
         Index("ix_events_tracking_code", "tracking_code"),
+        Index("ix_events_time", "environment", "at"),  # the reports' hours
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
@@ -69,6 +75,9 @@ class EventRow(Base):
     session_id: Mapped[str | None] = mapped_column(String(128))
     offer_code: Mapped[str | None] = mapped_column(String(64))
     categories: Mapped[str] = mapped_column(String(2000), default="")
+    segments: Mapped[str] = mapped_column(
+        String(2000), default="", server_default=""
+    )  # its proposition's
     channel: Mapped[str | None] = mapped_column(String(64))
     placement: Mapped[str | None] = mapped_column(String(64))
     at: Mapped[dt.datetime] = mapped_column()
@@ -92,3 +101,24 @@ class InventoryCounterRow(Base):
     offer_code: Mapped[str] = mapped_column(String(64), primary_key=True)
     period: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD or total
     used: Mapped[int] = mapped_column(Integer)
+
+
+class ReportDailyRow(Base):
+    """Offer performance per UTC day (history/rollups.py): propositions by the day they
+    were decided, events by the day they happened; one row per offer, placement, channel,
+    category and segment (`*`: every profile, whatever its segments). Kept exact in the
+    transaction that records the history it counts; rebuilt from the history on demand."""
+
+    __tablename__ = "report_daily"
+
+    environment: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD
+    offer_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    placement: Mapped[str] = mapped_column(String(64), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(64), primary_key=True)
+    category: Mapped[str] = mapped_column(String(64), primary_key=True)
+    segment: Mapped[str] = mapped_column(String(64), primary_key=True)
+    propositions: Mapped[int] = mapped_column(BigInteger, default=0)
+    presented: Mapped[int] = mapped_column(BigInteger, default=0)
+    accepted: Mapped[int] = mapped_column(BigInteger, default=0)
+    rejected: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -83,6 +83,48 @@ class AccessToken(Base):
     operator: Mapped[Operator] = relationship(lazy="joined")
 
 
+class ConsoleSession(Base):
+    """A browser's login to the console. The cookie carries the token (signed); the row
+    holds its hash, its CSRF token, when it was last used (the idle timeout) and when it
+    ends for good; logging out revokes it here, so a copied cookie dies with it."""
+
+    __tablename__ = "console_sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id", ondelete="CASCADE"))
+    address: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime]
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    operator: Mapped[Operator] = relationship(lazy="joined")
+
+
+class LoginAttempts(Base):
+    """Failed logins per account, per address and per (account, address) pair, to slow
+    guessing down (design/throttle.py); `succeeded_at` marks a pair that logged in."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (UniqueConstraint("scope", "key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16))  # account, address, pair
+    key: Mapped[str] = mapped_column(String(200))
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    first_failure_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    blocked_until: Mapped[dt.datetime | None] = mapped_column(default=None)
+    succeeded_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+
+
+class ServerKey(Base):
+    """Secrets the server makes itself on first use and every worker shares (the console's
+    cookie signing key)."""
+
+    __tablename__ = "server_keys"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+
+
 class Environment(Base):
     """A runtime environment. `requires` names the environment where a snapshot's content
     must have run before it may be deployed here (production requires staging)."""
@@ -249,6 +291,23 @@ class Deployment(Base):
     forced: Mapped[bool] = mapped_column(Boolean, default=False)
     rollback_of: Mapped[int | None] = mapped_column(Integer, default=None)  # the number redeployed
     environment: Mapped[Environment] = relationship(lazy="joined")
+
+
+class SimulationRun(Base):
+    """A simulation launched from the console: what was asked, how it went, its report."""
+
+    __tablename__ = "simulation_runs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    environment: Mapped[str] = mapped_column(String(64))
+    placement: Mapped[str] = mapped_column(String(64))
+    population: Mapped[str] = mapped_column(String(200), default="")  # "" : stored profiles
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # running, done, failed
+    requested_by: Mapped[str] = mapped_column(String(64))
+    requested_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    error: Mapped[str] = mapped_column(Text, default="")
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    report: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class AuditEntry(Base):

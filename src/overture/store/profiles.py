@@ -81,3 +81,31 @@ def load_rows(db: Database, audience: Audience, rows: Iterable[Mapping[str, Any]
             conn.execute(table.insert(), batch)
             count += len(batch)
     return count
+
+
+def load_profile(db: Database, audience: Audience, profile_id: str) -> dict[str, Any] | None:
+    """One stored profile's attributes (list fields decoded), or None: no such row, or the
+    audience keeps no profiles. (The runtime reads the same rows with its own fast, cached
+    reader: runtime/profiles.py; this is for the console and the command line.)"""
+    if audience.profile_table is None:
+        return None
+    from sqlalchemy import inspect, select
+
+    names = inspect(db.engine)
+    if not names.has_table(audience.profile_table):
+        return None
+    present = {c["name"] for c in names.get_columns(audience.profile_table)}
+    table = table_for(audience, only=present)
+    with db.engine.connect() as conn:
+        row = (
+            conn.execute(select(table).where(table.c[audience.id_field] == profile_id))
+            .mappings()
+            .first()
+        )
+    if row is None:
+        return None
+    out = dict(row)
+    for name, kind in audience.fields.items():
+        if kind.value == "list[string]" and isinstance(out.get(name), str):
+            out[name] = json.loads(out[name])
+    return out

@@ -58,10 +58,15 @@ def conninfo(db: Database) -> str:
     return url.render_as_string(hide_password=False)
 
 
+CONNECT_TIMEOUT = 5  # seconds: a server that does not answer fails the call, not hangs it
+
+
 async def pg_connect(db: Database, *, autocommit: bool) -> Any:
     import psycopg
 
-    return await psycopg.AsyncConnection.connect(conninfo(db), autocommit=autocommit)
+    return await psycopg.AsyncConnection.connect(
+        conninfo(db), autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT
+    )
 
 
 class Reader:
@@ -81,18 +86,30 @@ class Reader:
     async def rows(self, sql: str, params: Row) -> list[Row]:
         if self.sqlite:
             return self._sqlite_rows(sql, params)
-        conn = await self._acquire()
+        for _ in range(self._size):
+            try:
+                return await self._pg_rows(sql, params)
+            except _Stale:
+                # an idle connection broken since its last use (the server restarted):
+                # reads change nothing, so the read is made again on another connection
+                continue
+        return await self._pg_rows(sql, params, last=True)
+
+    async def _pg_rows(self, sql: str, params: Row, *, last: bool = False) -> list[Row]:
+        conn, fresh = await self._acquire()
         try:
             async with conn.cursor() as cursor:
                 await cursor.execute(for_driver(sql, False), params)
                 rows: list[Row] = await cursor.fetchall()
                 return rows
-        except BaseException:
+        except BaseException as exc:
             if conn.closed or conn.broken:
                 with self._lock:
                     self._opened.remove(conn)
                 self._count -= 1
                 conn = None
+                if not fresh and not last and isinstance(exc, Exception):
+                    raise _Stale from exc
             raise
         finally:
             if conn is not None:
@@ -112,7 +129,8 @@ class Reader:
         finally:
             cursor.close()
 
-    async def _acquire(self) -> Any:
+    async def _acquire(self) -> tuple[Any, bool]:
+        """A connection, and whether it was opened just now."""
         if self._idle is None:
             self._idle = asyncio.Queue()
         if self._idle.empty() and self._count < self._size:
@@ -124,8 +142,8 @@ class Reader:
                 raise
             with self._lock:
                 self._opened.append(conn)
-            return conn
-        return await self._idle.get()
+            return conn, True
+        return await self._idle.get(), False
 
     def time(self, value: dt.datetime) -> Any:
         """A time as a parameter compared with a stored DateTime."""
@@ -142,6 +160,10 @@ class Reader:
         self._idle, self._count = None, 0
 
 
+class _Stale(Exception):
+    """A pooled connection failed and is gone: the read may be made again."""
+
+
 def as_time(value: Any) -> dt.datetime:
     """A stored DateTime as read by the driver (text from sqlite3)."""
     return value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(value)
@@ -154,6 +176,9 @@ class Tx:
     def __init__(self, cursor: Any, sqlite: bool) -> None:
         self.sqlite = sqlite
         self._cursor = cursor
+        # what the transaction's writers leave for its end (the reports' rollup deltas:
+        # written once, in one sorted statement, just before the commit)
+        self.pending: dict[str, Any] = {}
 
     def _sql(self, sql: str) -> str:
         return for_driver(sql, self.sqlite)
@@ -175,6 +200,15 @@ class Tx:
         found: Row | None = await self._cursor.fetchone()
         return found
 
+    async def rows(self, sql: str, params: Row = ()) -> list[Row]:
+        """Run one statement; every row it returns."""
+        if self.sqlite:
+            self._cursor.execute(sql, params)
+            return list(self._cursor.fetchall())
+        await self._cursor.execute(self._sql(sql), params)
+        found: list[Row] = await self._cursor.fetchall()
+        return found
+
     async def executemany(self, sql: str, rows: list[Row]) -> None:
         if not rows:
             return
@@ -185,16 +219,12 @@ class Tx:
 
     async def inserted(self, sql: str, rows: list[Row]) -> list[bool]:
         """Run an `INSERT ... ON CONFLICT DO NOTHING` for each row: which rows it inserted
-        (sqlite3 reports each statement's changes; psycopg returns one result per row)."""
+        (psycopg returns one result per row). On SQLite, a multi-row INSERT ... RETURNING
+        is faster than a statement per row: see history.sql_ledger.insert_events."""
+        assert not self.sqlite, "PostgreSQL only"
         if not rows:
             return []
         cursor = self._cursor
-        if self.sqlite:
-            out = []
-            for row in rows:
-                cursor.execute(sql, row)
-                out.append(cursor.rowcount == 1)
-            return out
         await cursor.executemany(self._sql(sql) + " RETURNING 1", rows, returning=True)
         flags = []
         while True:

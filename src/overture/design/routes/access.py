@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from overture.auth import Permission, verify_password
+from overture.auth import Permission
 from overture.design import access
 from overture.design.catalog import Actor
 from overture.design.errors import Forbidden
@@ -51,10 +51,16 @@ def _key(key: ApiKey) -> dict[str, Any]:
     }
 
 
+def _address(request: Request) -> str:
+    """Where a password came from, as login throttling counts it (uvicorn gives the
+    forwarding proxy's client when the proxy is trusted: FORWARDED_ALLOW_IPS)."""
+    return request.client.host if request.client else ""
+
+
 @auth.post("/login", response_model=LoginOut, summary="Log in: a bearer token with an expiry")
 def login(request: Request, body: LoginIn) -> dict[str, Any]:
     with database(request).session() as s:
-        result = access.login(s, body.name, body.password)
+        result = access.login(s, body.name, body.password, address=_address(request))
     return {
         "token": result.token,
         "expires_at": result.expires_at,
@@ -79,9 +85,10 @@ def me(request: Request, actor: Self) -> dict[str, Any]:
 @auth.put("/password", status_code=204, summary="Change my password (ends my other sessions)")
 def change_password(request: Request, body: PasswordIn, actor: Self) -> Response:
     with database(request).session() as s:
-        op = access.operator(s, actor.name)
-        if not verify_password(op.password_hash, body.current):
-            raise Forbidden("the current password is wrong")
+        try:  # the current password is checked as a login's is: throttled and audited
+            access.check_password(s, actor.name, body.current, _address(request))
+        except access.LoginFailed:
+            raise Forbidden("the current password is wrong") from None
         access.update_operator(
             s, actor, actor.name, password=body.new, keep_token=request.state.token
         )

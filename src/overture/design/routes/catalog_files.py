@@ -3,15 +3,13 @@
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from sqlalchemy import select
 
 from overture.auth import Permission
-from overture.design import transfer
+from overture.design import audit, transfer
 from overture.design.catalog import Actor
 from overture.design.http import database, require
 from overture.design.routes.objects import Limit, Offset, Reader
 from overture.design.schemas import AuditOut, Files, ImportOut, Page
-from overture.store.models import AuditEntry
 
 router = APIRouter(prefix="/v1/design", tags=["catalog"])
 
@@ -46,18 +44,10 @@ def audit_log(
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> dict[str, Any]:
-    stmt = select(AuditEntry)
-    for column, value in (
-        (AuditEntry.operator, operator),
-        (AuditEntry.action, action),
-        (AuditEntry.kind, kind),
-        (AuditEntry.key, key),
-    ):
-        if value is not None:
-            stmt = stmt.where(column == value)
     with database(request).session() as s:
-        total = len(s.scalars(stmt.with_only_columns(AuditEntry.id)).all())
-        rows = s.scalars(stmt.order_by(AuditEntry.id.desc()).limit(limit).offset(offset))
+        rows, total = audit.entries(
+            s, operator=operator, action=action, kind=kind, key=key, limit=limit, offset=offset
+        )
         items = [
             {
                 "id": r.id,

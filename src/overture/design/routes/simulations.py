@@ -40,6 +40,7 @@ class Simulate(Protocol):
         at: dt.datetime | None,
         requested_by: str,
         html: bool,
+        population: str | None = None,
     ) -> str: ...
 
 
