@@ -12,6 +12,11 @@ capping on), so policies read real histories and every proposition is stored.
 The ceiling, measured in the same run with the same workers and wrk settings, is a
 Starlette route that only decodes the JSON body and answers (benchmarks/ceiling.py).
 
+Beside each rate: the server's CPU per request (all its processes, from /proc, over the
+measured seconds) and how many cores it kept busy. This machine's speed drifts by ±25 %
+within minutes, so a change shows better as CPU per request than as requests per second;
+and a server short of one busy core per worker is waiting, not computing.
+
 One more run (SQLite, one worker) deploys staging again twice while it serves: the node
 builds each new plan off the event loop and swaps it in; its p99 is printed beside the
 run without deployments.
@@ -82,6 +87,28 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu_us: float  # the server's CPU (all its processes) per request over the measured run
+    busy: float  # the server's CPU over the measured run, in cores (1.0: one core all along)
+
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of `pid` and its descendants so far, from /proc (Linux);
+    0.0 where /proc is not there. uvicorn's workers are children of the process started."""
+    total = 0.0
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
 
 
 def _free_port() -> int:
@@ -90,7 +117,8 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def prepare(db: Database) -> str:
+def prepare(db: Database, customers: int = CUSTOMERS) -> str:
+    """The demo catalog deployed to staging and `customers` demo profiles: a runtime key."""
     db.upgrade()
     with db.session() as s:
         transfer.import_catalog(s, ADMIN, demo_files())
@@ -98,7 +126,7 @@ def prepare(db: Database) -> str:
         deployments.deploy(s, DEPLOYER, "staging")
         key = access.create_api_key(s, ADMIN, "staging", "bench").key
     audience = load_catalog(CATALOG_PATH).audiences[0]
-    load_rows(db, audience, profiles.generate(CUSTOMERS).to_pylist())
+    load_rows(db, audience, profiles.generate(customers).to_pylist())
     return key
 
 
@@ -117,7 +145,7 @@ def redeploy(db: Database, seconds: float, times: int = 2) -> threading.Thread:
 
 
 @contextlib.contextmanager
-def server(args: list[str], env: dict[str, str] | None = None) -> Iterator[str]:
+def server(args: list[str], env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
     port = _free_port()
     process = subprocess.Popen(
         [*args, "--port", str(port)],
@@ -137,13 +165,16 @@ def server(args: list[str], env: dict[str, str] | None = None) -> Iterator[str]:
             if time.monotonic() > deadline or process.poll() is not None:
                 raise RuntimeError(f"the server did not start: {' '.join(args)}")
             time.sleep(0.1)
-        yield url
+        yield url, process.pid
     finally:
         process.terminate()
         process.wait(timeout=60)
 
 
-def wrk(url: str, script: str, seconds: int, connections: int) -> tuple[float, float, float, int]:
+def wrk(
+    url: str, script: str, seconds: int, connections: int, pid: int | None = None
+) -> tuple[float, float, float, int, float]:
+    """(requests/s, p50 ms, p99 ms, errors, the server's CPU seconds over the measured run)."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(script)
     try:
@@ -153,12 +184,14 @@ def wrk(url: str, script: str, seconds: int, connections: int) -> tuple[float, f
             capture_output=True,
             check=True,
         )
+        cpu = _cpu_seconds(pid) if pid is not None else 0.0
         out = subprocess.run(
             ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", f.name, url],
             capture_output=True,
             text=True,
             check=True,
         ).stdout
+        cpu = (_cpu_seconds(pid) - cpu) if pid is not None else 0.0
     finally:
         os.unlink(f.name)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
@@ -171,7 +204,7 @@ def wrk(url: str, script: str, seconds: int, connections: int) -> tuple[float, f
     count = int(errors.group(1)) if errors else 0
     if socket_errors:
         count += sum(int(x) for x in socket_errors.groups())
-    return rps, p50, p99, count
+    return rps, p50, p99, count, cpu
 
 
 def _ms(text: str) -> float:
@@ -208,16 +241,29 @@ def main() -> None:
         env: dict[str, str] | None = None,
         during: Database | None = None,
     ) -> None:
-        with server([*args, "--workers", str(workers)], env) as url:
+        with server([*args, "--workers", str(workers)], env) as (url, pid):
             if during is not None:  # after wrk's 2 s warm-up, over the measured seconds
                 swaps = redeploy(during, options.seconds + 2 * 2)
-            rps, p50, p99, errors = wrk(url, script, options.seconds, options.connections)
+            rps, p50, p99, errors, cpu = wrk(url, script, options.seconds, options.connections, pid)
             if during is not None:
                 swaps.join()
-        results.append(Result(label, workers, rps, p50, p99, errors))
+        requests = rps * options.seconds
+        result = Result(
+            label,
+            workers,
+            rps,
+            p50,
+            p99,
+            errors,
+            cpu_us=cpu / requests * 1e6 if requests else 0.0,
+            busy=cpu / options.seconds,
+        )
+        results.append(result)
         print(
             f"  {label:<34} {workers} worker(s) {rps:>9,.0f}/s"
-            f"  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms" + (f"  {errors} errors" if errors else ""),
+            f"  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms"
+            f"  CPU {result.cpu_us:5.0f} µs/req ({result.busy:.2f} cores)"
+            + (f"  {errors} errors" if errors else ""),
             flush=True,
         )
 
@@ -286,11 +332,14 @@ def main() -> None:
                 )
     print()
     ceiling = {r.workers: r.rps for r in results if r.label.startswith("ceiling")}
-    print(f"{'':<34} {'workers':>7} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'of ceiling':>10}")
+    print(
+        f"{'':<34} {'workers':>7} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'of ceiling':>10}"
+        f" {'CPU µs/req':>10} {'cores':>5}"
+    )
     for r in results:
         print(
             f"{r.label:<34} {r.workers:>7} {r.rps:>9,.0f} {r.p50_ms:>7.2f} {r.p99_ms:>7.2f} "
-            f"{r.rps / ceiling[r.workers]:>9.0%}"
+            f"{r.rps / ceiling[r.workers]:>10.0%} {r.cpu_us:>10.0f} {r.busy:>5.2f}"
         )
     print(
         "aims: decisions >= 5,000/s with p99 < 10 ms on SQLite (>= 50% of the ceiling), "

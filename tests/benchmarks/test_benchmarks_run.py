@@ -30,3 +30,18 @@ def test_design_benchmark_runs() -> None:
     figures = result["SQLite"]
     assert set(figures) >= {"GET /auth/me (baseline)", "deploy staging", "GET an offer"}
     assert all(ms > 0 for ms in figures.values())
+
+
+@pytest.mark.slow
+def test_in_process_runtime_benchmark_runs_and_every_request_is_answered() -> None:
+    import asyncio
+
+    from benchmarks import inprocess
+
+    for kind in ([], ["--events"]):
+        options = inprocess.parser().parse_args(
+            ["--rounds", "1", "--decisions", "64", "--clients", "8", "--customers", "200", *kind]
+        )
+        result = asyncio.run(inprocess.measure(options))
+        assert set(result["statuses"]) <= {200, 202} and sum(result["statuses"].values()) == 64
+        assert result["cpu_us"][0] > 0

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from overture.catalog import validate_catalog
 from overture.design import access, deployments, offers, transfer
-from overture.design.catalog import Actor
+from overture.design.catalog import Actor, lock_catalog
 from overture.design.errors import Conflict, Forbidden, Invalid
 from overture.store import Database
 from overture.store.models import AuditEntry, Deployment, OfferRow
@@ -54,7 +57,9 @@ def test_production_needs_the_same_content_on_staging_unless_forced(approved: Da
 def test_a_failed_deployment_changes_nothing(approved: Database) -> None:
     with approved.session() as s:
         current = offers.get_offer(s, "CC-GOLD")
-        # The service keeps the head valid, so break an approved revision behind its back.
+        # The service keeps the head valid, so break an approved revision behind its back
+        # (taking the catalog's lock first, as every catalog writer does).
+        lock_catalog(s)
         row = s.query(OfferRow).filter(OfferRow.code == "CC-GOLD").one()
         assert row.approved is not None
         row.approved.body = row.approved.body.replace("credit_cards", "no_such_category")
@@ -88,3 +93,46 @@ def test_new_environments_and_what_they_require(approved: Database) -> None:
         access.create_environment(s, ADMIN, "eu-prod", "Europe", requires="production")
         with pytest.raises(Conflict, match="not run on production"):
             deployments.deploy(s, Actor("dan", frozenset({"deployer"})), "eu-prod")
+
+
+def test_a_deployment_validates_before_taking_the_lock(
+    approved: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The catalog is read and validated before the catalog's lock is taken (on SQLite the
+    lock is the file's write lock, which the runtime needs for every decision), and not
+    again under it when nothing changed meanwhile."""
+    validated: list[int] = []
+    real = validate_catalog
+
+    def counted(catalog: Any) -> Any:
+        validated.append(len(catalog.offers))
+        return real(catalog)
+
+    monkeypatch.setattr(deployments, "validate_catalog", counted)
+    with approved.session() as s:
+        deployments.deploy(s, DEPLOYER, "staging")
+    assert len(validated) == 1
+
+
+def test_a_change_committed_while_a_deployment_validates_is_what_it_deploys(
+    approved: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A change that commits between the deployment's reading and its lock moves the
+    catalog's counter: the deployment reads and validates again under the lock, and
+    deploys the catalog as it is then."""
+    real = deployments._prepare
+
+    def then_a_change(session: Any) -> Any:
+        prepared = real(session)
+        with approved.session() as other:
+            current = offers.get_offer(other, "EDU-FRAUD")
+            changed = current.spec.model_copy(update={"value": 7.5})
+            v = offers.update_offer(other, MANAGER, "EDU-FRAUD", changed, current.version).version
+            offers.approve(other, APPROVER, "EDU-FRAUD", v)
+        return prepared
+
+    monkeypatch.setattr(deployments, "_prepare", then_a_change)
+    with approved.session() as s:
+        done = deployments.deploy(s, DEPLOYER, "staging")
+        snapshot = deployments.load_snapshot(done.snapshot)
+    assert next(o for o in snapshot.offers if o.code == "EDU-FRAUD").value == 7.5

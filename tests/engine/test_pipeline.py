@@ -115,6 +115,26 @@ def test_treatment_rules_target_offers_to_segments() -> None:
     assert reasons["T2"].startswith("no treatment rule targets it here")
 
 
+def test_a_treatment_score_or_weight_of_zero_is_not_eligible() -> None:
+    """Found by reading the ranking loop: an offer scored as its weight × its treatment
+    rules' score was proposed with a score of 0, which explain (and the batch) call not
+    eligible."""
+    plan = make_plan(
+        offers=[offer("T0"), offer("W0", weight=0), offer("FREE")],
+        segments=[{"name": "all", "rule": "age >= 0"}],
+        treatment_rules=[
+            {"name": "zero", "segment": "all", "offers": ["T0"], "score": 0},
+            {"name": "some", "segment": "all", "offers": ["W0"], "score": 10},
+        ],
+    )
+    assert codes(decide(plan, "side", profile={"age": 30})) == ["FREE"]
+    decision = decide(plan, "side", profile={"age": 30}, explain=True)
+    assert codes(decision) == ["FREE"]
+    reasons = {t.offer_code: t.reason for t in decision.placements[0].explain or ()}
+    assert reasons["T0"] == "its score is 0"
+    assert reasons["W0"] == "its weight is 0: not eligible"
+
+
 def test_treatment_eligibility_and_score_expressions() -> None:
     plan = make_plan(
         offers=[offer("T1")],
