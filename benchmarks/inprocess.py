@@ -24,6 +24,7 @@ import cProfile
 import os
 import pstats
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -178,6 +179,8 @@ async def measure(options: argparse.Namespace) -> dict[str, Any]:
             await _round(target, n, clients)  # warm the caches
             cpu_per: list[float] = []
             worst: list[float] = []
+            rates: list[float] = []
+            p99s: list[float] = []
             statuses: dict[int, int] = {}
             for i in range(options.rounds):
                 r = await _round(target, n, clients)
@@ -185,6 +188,8 @@ async def measure(options: argparse.Namespace) -> dict[str, Any]:
                     statuses[status] = statuses.get(status, 0) + count
                 cpu_per.append(r.cpu / n * 1e6)
                 worst.append(r.latencies[-1] * 1000)
+                rates.append(n / r.wall)
+                p99s.append(r.percentile(0.99) * 1000)
                 print(
                     f"  round {i + 1}: {r.cpu / n * 1e6:6.0f} µs CPU per {what}, "
                     f"{n / r.wall:8,.0f}/s wall, p50 {r.percentile(0.5) * 1000:5.2f} ms, "
@@ -194,8 +199,9 @@ async def measure(options: argparse.Namespace) -> dict[str, Any]:
                 )
             print(
                 f"CPU per {what}, {clients} concurrent clients, {n:,} per round: "
-                f"min {min(cpu_per):.0f} µs, median {sorted(cpu_per)[len(cpu_per) // 2]:.0f} µs;"
-                f" slowest answer {max(worst):.1f} ms"
+                f"min {min(cpu_per):.0f} µs, median {statistics.median(cpu_per):.0f} µs; "
+                f"median round {statistics.median(rates):,.0f}/s, p99 "
+                f"{statistics.median(p99s):.1f} ms; slowest answer {max(worst):.1f} ms"
                 f" ({'PostgreSQL + Redis' if options.redis else 'SQLite'})"
                 + (f"; answers: {statuses}" if set(statuses) - {200, 202} else "")
             )
@@ -206,7 +212,13 @@ async def measure(options: argparse.Namespace) -> dict[str, Any]:
                 profiler.disable()
                 stats = pstats.Stats(profiler)
                 stats.sort_stats("tottime").print_stats(options.top)
-            return {"cpu_us": cpu_per, "slowest_ms": max(worst), "statuses": statuses}
+            return {
+                "cpu_us": cpu_per,
+                "per_second": rates,
+                "p99_ms": p99s,
+                "slowest_ms": max(worst),
+                "statuses": statuses,
+            }
         finally:
             await node.stop()
 

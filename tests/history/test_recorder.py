@@ -120,3 +120,37 @@ def test_a_write_lock_held_elsewhere_does_not_stall_the_loop(tmp_path: Path) -> 
     assert result == "LATE"
     assert ticks >= 20  # a blocked loop would have ticked once or twice in 0.3 s
     assert _stored(database) == {"LATE"}
+
+
+def test_wal_checkpoints_run_beside_the_loop_not_in_its_commits(tmp_path: Path) -> None:
+    """The recorder's connection does not checkpoint the WAL in its commits (that stalled
+    the loop for milliseconds one commit in ten); its checkpoint thread does, so the WAL
+    is copied back into the database while commits go on, and what was committed is all
+    there for a new connection to read."""
+    path = tmp_path / "wal.db"
+    database = Database(f"sqlite:///{path}")
+    database.upgrade()
+
+    async def main() -> tuple[int, int, int]:
+        recorder = Recorder(database)
+        for round_ in range(20):
+            await asyncio.gather(*(recorder.submit(_insert, f"R{round_}-{i}") for i in range(100)))
+            await asyncio.sleep(0.02)
+        checkpointer = recorder._checkpointer
+        assert checkpointer is not None
+        autocheckpoint = recorder._conn.dbapi_connection.execute(
+            "PRAGMA wal_autocheckpoint"
+        ).fetchone()[0]
+        await asyncio.sleep(checkpointer.interval * 3)
+        done = checkpointer.checkpoints
+        await recorder.aclose()
+        return autocheckpoint, done, recorder.batches
+
+    autocheckpoint, checkpoints, batches = asyncio.run(main())
+    assert autocheckpoint == 0  # none in the recorder's own commits
+    assert 1 <= checkpoints <= batches  # the thread's, while commits went on
+    with sqlite3.connect(path) as conn:  # everything committed is there to read
+        count = conn.execute(
+            "SELECT count(*) FROM inventory_counters WHERE environment = 'recorder-test'"
+        ).fetchone()[0]
+    assert count == 2000

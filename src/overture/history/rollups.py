@@ -29,6 +29,7 @@ from sqlalchemy import cast as cast_
 
 from overture.history.tables import E, P
 from overture.store.history import ReportDailyRow
+from overture.store.raw import unnest_insert
 
 R = cast(Table, ReportDailyRow.__table__)
 ALL = "*"
@@ -41,6 +42,14 @@ UPSERT = (
     f"VALUES ({', '.join('?' * (len(KEY) + len(MEASURES)))}) "
     f"ON CONFLICT ({', '.join(KEY)}) DO UPDATE SET "
     + ", ".join(f"{m} = report_daily.{m} + excluded.{m}" for m in MEASURES)
+)
+
+# the same, for PostgreSQL: every row in one statement (store/raw.py, Tx.insert_many)
+UPSERT_ARRAYS = unnest_insert(
+    R,
+    KEY + MEASURES,
+    f"ON CONFLICT ({', '.join(KEY)}) DO UPDATE SET "
+    + ", ".join(f"{m} = report_daily.{m} + excluded.{m}" for m in MEASURES),
 )
 
 Key = tuple[str, str, str, str, str, str, str]
@@ -105,7 +114,7 @@ async def flush(tx: Any) -> None:
     deadlock between two nodes), and only if the history rows are written too."""
     deltas: Deltas | None = tx.pending.pop("rollup", None)
     if deltas:
-        await tx.executemany(UPSERT, upsert_rows(deltas))
+        await tx.insert_many(UPSERT, UPSERT_ARRAYS, upsert_rows(deltas))
 
 
 def upsert_rows(deltas: Deltas) -> list[tuple[Any, ...]]:

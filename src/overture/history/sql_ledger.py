@@ -237,7 +237,7 @@ async def insert_propositions(
         for batch in batches
         for r in batch
     ]
-    await tx.executemany(t.INSERT_PROPOSITION, rows)
+    await tx.insert_many(t.INSERT_PROPOSITION, t.INSERT_PROPOSITIONS_PG, rows)
     if rollup and rows:
         rollups.propositions((r for batch in batches for r in batch), rollups.pending(tx))
 

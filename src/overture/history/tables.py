@@ -29,6 +29,7 @@ from overture.store.history import (
     ProfileVersionRow,
     PropositionRow,
 )
+from overture.store.raw import unnest_insert
 
 P = cast(Table, PropositionRow.__table__)
 E = cast(Table, EventRow.__table__)
@@ -82,6 +83,7 @@ INSERT_PROPOSITION = (
     f"INSERT INTO propositions ({', '.join(PROPOSITION_COLUMNS)}) "
     f"VALUES ({_marks(PROPOSITION_COLUMNS)})"
 )
+INSERT_PROPOSITIONS_PG = unnest_insert(P, PROPOSITION_COLUMNS)  # all in one statement
 INSERT_EVENT = (
     f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({_marks(EVENT_COLUMNS)}) "
     "ON CONFLICT (environment, event_id) DO NOTHING"

@@ -25,8 +25,11 @@ import asyncio
 import contextlib
 import datetime as dt
 import threading
+from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 
 from overture.store import Database
@@ -45,6 +48,20 @@ def for_driver(sql: str, sqlite: bool) -> str:
     """SQL written with `?` placeholders (sqlite3's), as the database's driver takes it
     (psycopg: `%s`)."""
     return sql if sqlite else sql.replace("?", "%s")
+
+
+def unnest_insert(table: Table, columns: Sequence[str], tail: str = "") -> str:
+    """PostgreSQL: an INSERT of any number of rows in one statement, each column given as
+    one array parameter (`?::type[]`), inserted in the order given (so that writers taking
+    rows in the same order lock them in that order), then `tail` (ON CONFLICT ...).
+    Tx.insert_many runs it."""
+    dialect = postgresql.psycopg.dialect()  # type: ignore[no-untyped-call]
+    arrays = ", ".join(f"?::{table.c[c].type.compile(dialect=dialect)}[]" for c in columns)
+    names = ", ".join(columns)
+    return (
+        f"INSERT INTO {table.name} ({names}) SELECT {names} FROM unnest({arrays}) "
+        f"WITH ORDINALITY AS given({names}, overture_order) ORDER BY overture_order {tail}"
+    ).rstrip()
 
 
 def driver_time(value: dt.datetime, sqlite: bool) -> Any:
@@ -216,6 +233,19 @@ class Tx:
             self._cursor.executemany(sql, rows)
         else:
             await self._cursor.executemany(self._sql(sql), rows)
+
+    async def insert_many(self, sql: str, arrays_sql: str, rows: list[Row]) -> None:
+        """Insert `rows`: on SQLite with `sql` run per row by executemany (sqlite3's loop
+        is in C), on PostgreSQL with `arrays_sql` (unnest_insert: one array per column)
+        in one statement. psycopg's executemany sends a statement per row, ~20 µs of
+        Python each, and a decision's propositions and their rollup rows made seven."""
+        if not rows:
+            return
+        if self.sqlite:
+            self._cursor.executemany(sql, rows)
+        else:
+            columns = [list(column) for column in zip(*rows, strict=True)]
+            await self._cursor.execute(self._sql(arrays_sql), columns)
 
     async def inserted(self, sql: str, rows: list[Row]) -> list[bool]:
         """Run an `INSERT ... ON CONFLICT DO NOTHING` for each row: which rows it inserted
