@@ -135,30 +135,35 @@ async def _round(target: Target, total: int, clients: int) -> Round:
 
 
 @contextlib.contextmanager
-def _database(redis: bool) -> Iterator[tuple[str, str | None]]:
+def _database(redis: bool) -> Iterator[tuple[str, str | None, str]]:
+    """(database URL, Redis URL or None, Redis key prefix) for a run."""
     if redis:
+        from benchmarks.runtime import redis_prefix
         from tests.integration import postgres_schema
 
         redis_url = os.environ.get("OVERTURE_TEST_REDIS_URL")
         if not (os.environ.get("OVERTURE_TEST_POSTGRES_URL") and redis_url):
             sys.exit("--redis needs OVERTURE_TEST_POSTGRES_URL and OVERTURE_TEST_REDIS_URL")
-        with postgres_schema() as url:
-            yield url, redis_url
+        # keys of its own: counters another run left in this Redis would be counted
+        # against this run's fresh database (and block every offer)
+        with postgres_schema() as url, redis_prefix(redis_url) as prefix:
+            yield url, redis_url, prefix
         return
     with tempfile.TemporaryDirectory() as folder:
-        yield Database(str(Path(folder) / "bench.db")).url, None
+        yield Database(str(Path(folder) / "bench.db")).url, None, "overture"
 
 
 async def measure(options: argparse.Namespace) -> dict[str, Any]:
     """Run the rounds `options` asks for (see main); print each; return the figures."""
     from benchmarks.runtime import prepare
 
-    with _database(options.redis) as (url, redis_url):
+    with _database(options.redis) as (url, redis_url, prefix):
         key = prepare(Database(url), options.customers)
         settings = RuntimeSettings(
             database=url,
             environments=["staging"],
             redis=redis_url,
+            redis_prefix=prefix,
             freeze_startup_objects=True,
         )
         node = RuntimeNode(settings)

@@ -130,6 +130,24 @@ def prepare(db: Database, customers: int = CUSTOMERS) -> str:
     return key
 
 
+@contextlib.contextmanager
+def redis_prefix(url: str) -> Iterator[str]:
+    """A key prefix of its own for a run, and its keys deleted afterwards."""
+    import redis
+
+    prefix = f"bench-{secrets.token_hex(4)}"
+    try:
+        yield prefix
+    finally:
+        client = redis.Redis.from_url(url)
+        try:
+            keys = list(client.scan_iter(f"{prefix}:*", count=1000))
+            for start in range(0, len(keys), 1000):
+                client.unlink(*keys[start : start + 1000])
+        finally:
+            client.close()
+
+
 def redeploy(db: Database, seconds: float, times: int = 2) -> threading.Thread:
     """Deploy staging again `times` times, evenly over the next `seconds` (a thread)."""
 
@@ -279,9 +297,12 @@ def main() -> None:
             "OVERTURE_TEST_REDIS_URL"
         ):
             pg = Database(stack.enter_context(postgres_schema()))
-            setups.append(
-                ("PostgreSQL + Redis", pg.url, ["--redis", os.environ["OVERTURE_TEST_REDIS_URL"]])
-            )
+            # a prefix of its own: counters another run left in this Redis would be
+            # counted against this run's fresh database (and block every offer)
+            redis_url = os.environ["OVERTURE_TEST_REDIS_URL"]
+            prefix = stack.enter_context(redis_prefix(redis_url))
+            redis = ["--redis", redis_url, "--redis-prefix", prefix]
+            setups.append(("PostgreSQL + Redis", pg.url, redis))
         keys = {}
         for label, url, _extra in setups:
             keys[label] = prepare(Database(url))

@@ -23,6 +23,8 @@ from overture.cli import app
 from overture.demo import profiles
 from overture.design import access
 from overture.store import Database, migrate
+from tests.deployed import Deployed
+from tests.integration import redis_url
 
 OVERTURE = str(Path(sys.executable).parent / "overture")
 
@@ -182,3 +184,38 @@ def test_db_commands_and_users_add(database: Database) -> None:
     assert migrate.current(database) is None
     result = runner.invoke(app, ["db", "upgrade", "--database", url])
     assert result.exit_code == 0 and f"Schema at {migrate.head()} (was empty)" in result.output
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+def test_serve_keeps_its_redis_keys_under_the_prefix_it_is_given(
+    demo: Deployed, tmp_path: Path, served: list[Served]
+) -> None:
+    """Nodes of another database on the same Redis need keys of their own: counters left
+    under the default prefix by another database would be counted against this one's
+    profiles (found by the runtime benchmark, whose fresh databases all met one Redis)."""
+    import redis
+
+    url = redis_url()
+    prefix = f"test-prefix-{os.getpid()}"
+    node = Served(
+        ["--role", "runtime", "--database", demo.db.url, "--redis", url, "--redis-prefix", prefix],
+        tmp_path,
+    )
+    served.append(node)
+    node.wait_ready()
+    answer = httpx.post(
+        f"{node.url}/v1/decisions",
+        headers={"X-API-Key": demo.key},
+        json={"profile_id": "C0000001", "placements": [{"placement": "web_account_sidebar"}]},
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["placements"][0]["offers"]
+    client = redis.Redis.from_url(url)
+    try:
+        mine = list(client.scan_iter(f"{prefix}:staging:*"))
+        assert f"{prefix}:staging:counters".encode() in mine
+        assert f"{prefix}:staging:customer:C0000001:v".encode() in mine
+        client.unlink(*mine)
+    finally:
+        client.close()

@@ -126,6 +126,14 @@ def serve(
         str | None,
         typer.Option(help="Redis URL for counters and sessions shared by several nodes."),
     ] = None,
+    redis_prefix: Annotated[
+        str,
+        typer.Option(
+            "--redis-prefix",
+            help="Prefix of the keys in Redis: nodes of one database share one; another "
+            "database's nodes on the same Redis need their own.",
+        ),
+    ] = "overture",
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
     demo: Annotated[
         bool,
@@ -231,6 +239,7 @@ def serve(
             "database": db.url,
             "environments": env or None,
             "redis": redis,
+            "redis_prefix": redis_prefix,
             "design": role == "all",
             "accept_decision_times": accept_decision_times,
             "client_limits": limits.to_json(),  # read by each worker's protocol

@@ -246,12 +246,15 @@ _EVENTS_PER_STATEMENT = 500  # 18 columns: 9,000 parameters of SQLite's 32,766
 
 
 async def insert_events(tx: Tx, rows: list[tuple[Any, ...]]) -> list[bool]:
-    """Store events (ON CONFLICT DO NOTHING): for each row, whether it was stored now."""
-    if not tx.sqlite:
-        return await tx.inserted(t.INSERT_EVENT, rows)
+    """Store events (ON CONFLICT DO NOTHING): for each row, whether it was stored now.
+    Statements return the (environment, event_id) of the rows they stored: on SQLite a
+    multi-row INSERT per 500 events, on PostgreSQL one for them all (arrays, unnest)."""
     env_at, id_at = t.EVENT_COLUMNS.index("environment"), t.EVENT_COLUMNS.index("event_id")
     stored: set[tuple[str, str]] = set()
-    for start in range(0, len(rows), _EVENTS_PER_STATEMENT):
+    if not tx.sqlite and rows:
+        columns = tuple(list(column) for column in zip(*rows, strict=True))
+        stored.update(await tx.rows(t.INSERT_EVENTS_PG, columns))
+    for start in range(0, len(rows) if tx.sqlite else 0, _EVENTS_PER_STATEMENT):
         chunk = rows[start : start + _EVENTS_PER_STATEMENT]
         params = tuple(value for row in chunk for value in row)
         for env, event_id in await tx.rows(t.insert_events_returning(len(chunk)), params):

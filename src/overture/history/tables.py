@@ -84,17 +84,19 @@ INSERT_PROPOSITION = (
     f"VALUES ({_marks(PROPOSITION_COLUMNS)})"
 )
 INSERT_PROPOSITIONS_PG = unnest_insert(P, PROPOSITION_COLUMNS)  # all in one statement
-INSERT_EVENT = (
-    f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({_marks(EVENT_COLUMNS)}) "
-    "ON CONFLICT (environment, event_id) DO NOTHING"
+# PostgreSQL: a batch of events in one statement, returning those stored (not replays)
+INSERT_EVENTS_PG = unnest_insert(
+    E,
+    EVENT_COLUMNS,
+    "ON CONFLICT (environment, event_id) DO NOTHING RETURNING environment, event_id",
 )
 
 
 @functools.lru_cache(maxsize=64)
 def insert_events_returning(rows: int) -> str:
-    """INSERT_EVENT for `rows` rows in one statement, returning the (environment, event_id)
-    of each row inserted (SQLite: one statement for a batch instead of one per event, and
-    of a batch's events only those stored come back)."""
+    """SQLite: `rows` events in one INSERT (an event already stored is skipped), returning
+    the (environment, event_id) of each one stored: one statement for a batch instead of
+    one per event, and of a batch's events only those stored come back."""
     values = ", ".join([f"({_marks(EVENT_COLUMNS)})"] * rows)
     return (
         f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES {values} "
