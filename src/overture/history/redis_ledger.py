@@ -50,6 +50,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
+import msgspec
+
 from overture.history.deployed import LivePlan
 from overture.history.failures import (
     CountsUnavailable,
@@ -800,6 +802,9 @@ def redis_client(url: str) -> Any:
     return aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2, retry=retry)
 
 
+_encode = msgspec.json.Encoder().encode  # a note as compact JSON (a tenth of json.dumps)
+
+
 def _claim_note(
     claim: Claim, version_key: str, set_key: str, pairs: list[Any], inv_keys: list[str]
 ) -> str:
@@ -816,12 +821,12 @@ def _claim_note(
         "m": pairs if profiled else [],
         "i": inv_keys,
     }
-    return json.dumps(note, separators=(",", ":"))
+    return _encode(note).decode()
 
 
 def _event_note(event_id: str, version_key: str, set_key: str, at: float, added: str) -> str:
     note = {"k": "e", "e": event_id, "v": version_key, "s": set_key, "m": [at, added]}
-    return json.dumps(note, separators=(",", ":"))
+    return _encode(note).decode()
 
 
 async def _record_propositions(tx: Tx, batches: list[list[dict[str, Any]]]) -> list[None]:
