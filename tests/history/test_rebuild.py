@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import secrets
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,7 +18,7 @@ from sqlalchemy import delete, insert, select, update
 from starlette.testclient import TestClient
 
 from overture.history.deployed import NotDeployed
-from overture.history.rebuild import rebuild_counters
+from overture.history.rebuild import RebuildStopped, rebuild_counters
 from overture.store import Database
 from overture.store.history import InventoryCounterRow, PropositionRow
 from tests.deployed import Deployed, deploy
@@ -241,6 +242,26 @@ def test_redis_lost_its_data_and_the_rebuild_restores_every_count(
 
     with shop.client(**settings) as api:
         policies_hold(api)
+
+
+def test_a_rebuild_told_to_stop_writes_no_counters_key_and_releases_its_lock(
+    shop: Deployed, redis_prefix: tuple[redis.Redis, str, str]
+) -> None:
+    """A node's rebuild runs in a thread, which cancelling its task does not stop: the node
+    closing sets `stop`, and the rebuild ends between two profiles without writing the
+    counters key (so the next node rebuilds) and without holding the lock."""
+    client, url, prefix = redis_prefix
+    with shop.client(redis=url, redis_prefix=prefix) as api:
+        spend(api)
+    flush(client, prefix)
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(RebuildStopped):
+        rebuild_counters(shop.db, ENV, redis_url=url, redis_prefix=prefix, stop=stop)
+    assert client.get(f"{prefix}:{ENV}:counters") is None
+    assert client.get(f"{prefix}:{ENV}:counters:lock") is None
+    summary = rebuild_counters(shop.db, ENV, redis_url=url, redis_prefix=prefix)
+    assert summary.profiles == 8 and client.get(f"{prefix}:{ENV}:counters") is not None
 
 
 def test_a_node_starting_on_an_emptied_redis_rebuilds_before_it_serves(

@@ -51,6 +51,7 @@ from overture.history.counted import every_profile
 from overture.history.deployed import LivePlan, load_live
 from overture.history.ledger import Entry
 from overture.history.redis_ledger import (
+    RELEASE_LOCK,
     counters_key,
     counters_lock_key,
     inventory_key,
@@ -75,10 +76,6 @@ LOCK_WAIT = 600.0  # seconds to wait for another rebuild of the environment to f
 # KEYS: a lock; ARGV: its holder's token, lease (ms): renewed only by its holder
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
 
@@ -157,12 +154,16 @@ def rebuild_counters(
     now: dt.datetime | None = None,
     live: LivePlan | None = None,
     only_if_missing: bool = False,
+    stop: threading.Event | None = None,
 ) -> RebuildSummary:
     """Recompute `environment`'s counters from its history (see the module's docstring).
     `now` (naive UTC) is when windows end; `batch` profiles go to Redis per round trip;
     `live` is the deployment whose policies count (default: the environment's current);
     `only_if_missing`: with Redis, rebuild only if its counters key is missing once the
-    rebuild lock is held (a node's rebuild; another may have done it meanwhile)."""
+    rebuild lock is held (a node's rebuild; another may have done it meanwhile); `stop`:
+    set, the rebuild stops between two profiles with RebuildStopped, releasing its lock and
+    leaving the counters key unwritten (a node that closes sets it: its rebuild runs in a
+    thread, which would otherwise go on writing after the node stopped)."""
     started = time.perf_counter()
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     live = live or load_live(db, environment)
@@ -180,7 +181,7 @@ def rebuild_counters(
                 if only_if_missing and client.exists(sentinel):
                     summary.skipped = True
                 else:
-                    rebuild = _RedisRebuild(client, redis_prefix, live, now, batch)
+                    rebuild = _RedisRebuild(client, redis_prefix, live, now, batch, stop=stop)
                     before = rebuild.inventory_now()
                     last = _rebuild_table(db, live, summary)
                     summary.inventory_keys = rebuild.set_inventory(summary.inventory, last, before)
@@ -232,7 +233,7 @@ class _Lock:
         if self._renewer is not None:
             self._renewer.join()
         try:
-            self.client.register_script(_RELEASE)(keys=[self.key], args=[self.token])
+            self.client.register_script(RELEASE_LOCK)(keys=[self.key], args=[self.token])
         except Exception:  # the lease runs out on its own
             return
 
@@ -299,10 +300,22 @@ def _midnight(value: Any) -> dt.datetime:
 
 
 # -- Redis -------------------------------------------------------------------------------
+class RebuildStopped(Exception):
+    """A rebuild asked to stop (its node is closing): the counters key stays unwritten."""
+
+
 class _RedisRebuild:
     def __init__(
-        self, client: redis.Redis, prefix: str, live: LivePlan, now: dt.datetime, batch: int
+        self,
+        client: redis.Redis,
+        prefix: str,
+        live: LivePlan,
+        now: dt.datetime,
+        batch: int,
+        *,
+        stop: threading.Event | None = None,
     ) -> None:
+        self.stop = stop
         self.client = client
         self.prefix = prefix
         self.live = live
@@ -364,6 +377,7 @@ class _RedisRebuild:
         with db.engine.connect() as conn:
             rows = _counted_rows(conn, self.live, self.now)
             for (audience, profile_id), group in itertools.groupby(rows, key=lambda r: r[:2]):
+                self._check_stop()
                 presented: list[Any] = []
                 responses: list[Any] = []
                 for row in group:
@@ -380,12 +394,17 @@ class _RedisRebuild:
                 summary.profiles += 1
             queue.flush()
         for key in self.client.scan_iter(match=self._base + "*:v", count=1000):
+            self._check_stop()
             if key in rebuilt:
                 continue
             base = key[:-2]
             queue.add(self._call((key, base + b":p", base + b":r"), [], []), 0)
             summary.cleared += 1
         queue.flush()
+
+    def _check_stop(self) -> None:
+        if self.stop is not None and self.stop.is_set():
+            raise RebuildStopped("the rebuild was stopped (its node is closing)")
 
     def _call(
         self, keys: tuple[str | bytes, ...], presented: list[Any], responses: list[Any]

@@ -45,6 +45,7 @@ import datetime as dt
 import json
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -183,8 +184,9 @@ if tonumber(ARGV[4]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[4]) end
 return v
 """
 
-# KEYS: a lock; ARGV: its holder's token: released only by its holder
-_UNLOCK = """
+# KEYS: a lock; ARGV: its holder's token: released only by its holder (the settling lock
+# here, the rebuild lock in rebuild.py)
+RELEASE_LOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
@@ -250,10 +252,11 @@ class RedisLedger(SqlLedger):
         self._settle_script = self.redis.register_script(_SETTLE)
         self._count_script = self.redis.register_script(_COUNT)
         self._add_script = self.redis.register_script(_ADD)
-        self._unlock_script = self.redis.register_script(_UNLOCK)
+        self._unlock_script = self.redis.register_script(RELEASE_LOCK)
         self._live: dict[str, LivePlan] = {}  # retention per environment, as last seen
         self._counters: dict[str, str] = {}  # environment -> ready, rebuilding, missing
         self._rebuilds: dict[str, asyncio.Task[None]] = {}
+        self._stop_rebuilds = threading.Event()  # set by close(): rebuilds run in threads
         # entries recorded while Redis was down: (environment, audience, profile, score,
         # member, presented), added when it answers again
         self._backlog: list[tuple[str, str, str, float, str, bool]] = []
@@ -280,12 +283,13 @@ class RedisLedger(SqlLedger):
     async def close(self) -> None:
         if self._confirming is not None:
             await self._confirming
-        for task in self._rebuilds.values():
-            task.cancel()
+        # a rebuild runs in a thread, which cancelling its task would not stop: it is told
+        # to stop (between two profiles, its lock released) and waited for
+        self._stop_rebuilds.set()
         for task in list(self._rebuilds.values()):
             try:
                 await task
-            except BaseException:  # cancelled, or failed and logged
+            except BaseException:  # failed and logged
                 continue
         await super().close()
         if self._backlog:
@@ -612,7 +616,7 @@ class RedisLedger(SqlLedger):
         self._rebuilds[env] = task
 
     async def _rebuild(self, live: LivePlan) -> None:
-        from overture.history.rebuild import rebuild_counters
+        from overture.history.rebuild import RebuildStopped, rebuild_counters
 
         env = live.environment
         try:
@@ -624,7 +628,10 @@ class RedisLedger(SqlLedger):
                 redis_prefix=self.prefix,
                 live=live,
                 only_if_missing=True,
+                stop=self._stop_rebuilds,
             )
+        except RebuildStopped:
+            self._counters[env] = "missing"
         except Exception as exc:
             self._counters[env] = "missing"
             if redis_down(exc):
