@@ -64,6 +64,7 @@ from overture.history.failures import (
 )
 from overture.history.ledger import Claim, ClaimResult, Entry, EventRecord, ProfileHistory
 from overture.history.recorder import Recorder, rolled_back
+from overture.history.redis_batch import ScriptBatch
 from overture.history.sql_ledger import SqlLedger, insert_propositions
 from overture.history.tables import join_categories, split_categories
 from overture.history.windows import Lookback, inventory_period
@@ -253,6 +254,8 @@ class RedisLedger(SqlLedger):
         self._count_script = self.redis.register_script(_COUNT)
         self._add_script = self.redis.register_script(_ADD)
         self._unlock_script = self.redis.register_script(RELEASE_LOCK)
+        # a decision's history read and claim, with the other requests' of this loop turn
+        self._batch = ScriptBatch(self.redis)
         self._live: dict[str, LivePlan] = {}  # retention per environment, as last seen
         self._counters: dict[str, str] = {}  # environment -> ready, rebuilding, missing
         self._rebuilds: dict[str, asyncio.Task[None]] = {}
@@ -346,7 +349,7 @@ class RedisLedger(SqlLedger):
             counters_key(self.prefix, live.environment),
         ]
         try:
-            found = await self._load_script(keys=keys, args=[p_from, r_from])
+            found = await self._batch.call(self._load_script, keys, [p_from, r_from])
         except Exception as exc:
             raise self._failed(exc) from exc
         self.state.answered()
@@ -401,7 +404,9 @@ class RedisLedger(SqlLedger):
             args += pairs
         keys = [version_key, presented_key, counters_key(self.prefix, env), self._notes(env)]
         try:
-            result = cast(list[int], await self._claim_script(keys=[*keys, *inv_keys], args=args))
+            result = cast(
+                list[int], await self._batch.call(self._claim_script, [*keys, *inv_keys], args)
+            )
         except Exception as exc:
             # (a script that ran before the connection failed leaves its note: settled later)
             raise self._failed(exc) from exc
