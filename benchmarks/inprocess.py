@@ -179,7 +179,8 @@ async def measure(options: argparse.Namespace) -> dict[str, Any]:
             else:
                 path, what = "/v1/decisions", "decision"
                 bodies = iter(lambda: _decision_body(rng, customers), None)
-            n, clients = options.decisions, options.clients
+            clients = options.clients
+            n = options.decisions // clients * clients  # each client sends as many
             target = Target(app, path, key, bodies)
             await _round(target, n, clients)  # warm the caches
             cpu_per: list[float] = []

@@ -132,6 +132,21 @@ offers:
     assert any(i.startswith("offers[1].code: 'bad code' is not a valid name") for i in issues)
 
 
+def test_numbers_are_finite() -> None:
+    """An infinite treatment score times a weight of 0 made a NaN score, which the ranking
+    loop proposed (found by a review): weights, scores and values are finite numbers."""
+    issues = _issues("""
+offers:
+  - {code: A, name: a, category: child, placements: [hero], content: {title: x},
+     weights: [{value: .inf}]}
+treatment_rules:
+  - {name: t, segment: s, offers: [A], score: .nan}
+""")
+    assert "offers[0].weights[0].value: expected a finite number, not inf" in issues
+    assert not any(".str" in i or "function-" in i for i in issues)  # pydantic's branches
+    assert any(i.startswith("treatment_rules[0].score:") for i in issues)
+
+
 def test_broken_objects_do_not_cascade_into_dangling_references() -> None:
     issues = _issues("""
 offers:

@@ -260,6 +260,26 @@ def test_a_rebuild_told_to_stop_writes_no_counters_key_and_releases_its_lock(
         rebuild_counters(shop.db, ENV, redis_url=url, redis_prefix=prefix, stop=stop)
     assert client.get(f"{prefix}:{ENV}:counters") is None
     assert client.get(f"{prefix}:{ENV}:counters:lock") is None
+    # waiting for another node's rebuild (its lock held), it stops too, at once
+    client.set(f"{prefix}:{ENV}:counters:lock", "another node", px=60_000)
+    stop = threading.Event()
+    outcome: list[BaseException] = []
+
+    def waiting() -> None:
+        try:
+            rebuild_counters(shop.db, ENV, redis_url=url, redis_prefix=prefix, stop=stop)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=waiting)
+    thread.start()
+    time.sleep(0.3)
+    assert thread.is_alive()  # still waiting for the lock
+    stop.set()
+    thread.join(timeout=5)
+    assert not thread.is_alive() and isinstance(outcome[0], RebuildStopped)
+    client.delete(f"{prefix}:{ENV}:counters:lock")
+
     summary = rebuild_counters(shop.db, ENV, redis_url=url, redis_prefix=prefix)
     assert summary.profiles == 8 and client.get(f"{prefix}:{ENV}:counters") is not None
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -154,3 +156,78 @@ def test_wal_checkpoints_run_beside_the_loop_not_in_its_commits(tmp_path: Path) 
             "SELECT count(*) FROM inventory_counters WHERE environment = 'recorder-test'"
         ).fetchone()[0]
     assert count == 2000
+
+
+async def _insert_rows(tx: Tx, batches: list[list[str]]) -> list[None]:
+    for offers in batches:
+        for offer in offers:
+            await tx.execute(_INSERT, ("recorder-test", offer, "total", 1))
+    return [None] * len(batches)
+
+
+def test_the_wal_stays_bounded_under_steady_commits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint beside the commits never finds the WAL file all copied when the next
+    write begins, so SQLite never starts it over: it grew to 286 MB in 4 s of steady
+    commits (found by a review). Past its limit the thread empties it, in the writers'
+    turn."""
+    from overture.store import checkpoints
+
+    monkeypatch.setattr(checkpoints, "LIMIT_BYTES", 1 << 20)
+    path = tmp_path / "steady.db"
+    database = Database(f"sqlite:///{path}")
+    database.upgrade()
+    wal = tmp_path / "steady.db-wal"
+
+    async def main() -> tuple[int, int, int]:
+        recorder = Recorder(database)
+        biggest = commits = 0
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:  # a few hundred commits a second, steadily
+            await recorder.submit(_insert_rows, [f"S{commits}-{i}" for i in range(20)])
+            commits += 1
+            biggest = max(biggest, wal.stat().st_size if wal.exists() else 0)
+            await asyncio.sleep(0.001)
+        checkpointer = recorder._checkpointer
+        assert checkpointer is not None
+        truncations = checkpointer.truncations
+        await recorder.aclose()
+        return commits, biggest, truncations
+
+    commits, biggest, truncations = asyncio.run(main())
+    assert commits > 300
+    assert truncations >= 1
+    assert biggest < 8 << 20, f"the WAL reached {biggest / 1e6:.0f} MB"
+
+
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+def test_postgres_batch_inserts_refuse_a_value_too_long_as_a_row_insert_does(
+    database: Database,
+) -> None:
+    """A batch goes to PostgreSQL as arrays; a cast to the column's VARCHAR(n) would cut a
+    longer value short in silence (found by a review: event ids past 128 characters all
+    became one), so the arrays are cast to the base type and the column refuses it."""
+    import psycopg
+
+    from overture.history import tables as t
+    from overture.store.raw import pg_connect
+
+    now = dt.datetime(2026, 12, 6, 12)
+    row = (
+        "code-1", "staging", 1, "customer", "C1", None, "hero", "web", "X" * 65,
+        "cards", "", 1, 1.0, 1.0, False, now,
+    )  # fmt: skip
+
+    async def main() -> None:
+        conn = await pg_connect(database, autocommit=False)
+        try:
+            async with conn.cursor() as cursor:
+                tx = Tx(cursor, sqlite=False)
+                with pytest.raises(psycopg.errors.StringDataRightTruncation):
+                    await tx.insert_many(t.INSERT_PROPOSITION, t.INSERT_PROPOSITIONS_PG, [row])
+            await conn.rollback()
+        finally:
+            await conn.close()
+
+    asyncio.run(main())

@@ -67,3 +67,34 @@ def test_a_redis_that_is_gone_fails_every_call_of_the_pipeline() -> None:
         results = asyncio.run(main())
     assert len(results) == 5
     assert all(isinstance(r, RedisConnectionError | OSError) for r in results), results
+
+
+def test_a_claim_sent_again_after_its_answer_was_lost_adds_nothing_twice() -> None:
+    """redis-py sends a call (or a whole pipeline) again when the connection breaks, and
+    it may break after the script ran: the claim finds its own note and answers -4 with the
+    version, instead of counting its inventory and presentations twice (found by a
+    review: a claim without a version check added to the inventory again)."""
+    import redis
+
+    from overture.history.redis_ledger import _CLAIM
+
+    with private_redis() as server:
+        client = redis.Redis.from_url(server.url)
+        try:
+            claim = client.register_script(_CLAIM)
+            client.set("counters", "built")
+            keys = ["v", "p", "counters", "notes", "inventory"]
+            note = '{"k":"c","t":["t1"]}'
+            for mode, expected in (("", [0]), ("0", [1])):
+                client.delete("v", "p", "notes", "inventory")
+                # mode, 1 inventory, its limit and ttl, now, window, keep, note, a pair
+                args: list[str | int | float] = [
+                    *(mode, 1, 5, 0, 1000.0, 0, 0, note, 1000.0, "t1|presented|X|web|")
+                ]
+                assert claim(keys=keys, args=args) == expected
+                assert claim(keys=keys, args=args) == [-4, expected[0]]  # sent again
+                assert client.get("inventory") == b"1"
+                assert client.zcard("notes") == 1
+                assert client.zcard("p") == (0 if mode == "" else 1)
+        finally:
+            client.close()

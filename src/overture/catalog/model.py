@@ -63,7 +63,8 @@ def _not_a_bool(value: Any) -> Any:
     return value
 
 
-Number = Annotated[float, BeforeValidator(_not_a_bool)]
+# finite: an infinite weight or score made NaN scores (0 × inf), ranked nowhere sensible
+Number = Annotated[float, BeforeValidator(_not_a_bool), Field(allow_inf_nan=False)]
 Count = Annotated[int, BeforeValidator(_not_a_bool)]
 
 # -- times -----------------------------------------------------------------------------------

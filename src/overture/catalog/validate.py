@@ -12,6 +12,7 @@ not valid on that placement) are reported and the catalog still loads.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
@@ -167,16 +168,28 @@ def _pydantic_issues(
     exc: ValidationError, prefix: Path, source: Source, strip_tag: bool = False
 ) -> list[Issue]:
     out = []
+    seen: set[Path] = set()
     for err in exc.errors():
-        loc = tuple(err["loc"])
+        # pydantic names the branches of a union (`value: 2 or "a rule"`) in the location,
+        # "function-before[_not_a_bool(), float]" and "str": the field is what the author
+        # wrote, and its first branch's message says what was wrong
+        raw = tuple(err["loc"])
+        loc = tuple(p for p in raw if not (isinstance(p, str) and _BRANCH.match(p)))
         if strip_tag and loc and loc[0] in _POLICY_KINDS:
             loc = loc[1:]
         path = (*prefix, *loc)
+        if len(loc) == len(raw) and loc and loc[-1] in _BRANCH_TYPES and path[:-1] in seen:
+            continue  # another branch of a field already reported
         if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
             path = (*path, "kind")
+        seen.add(path)
         message, hint = explain_error(err)
         out.append(_located(source, path, message, hint))
     return out
+
+
+_BRANCH = re.compile(r"function-(before|after|wrap|plain)\[")
+_BRANCH_TYPES = ("str", "float", "int", "bool")
 
 
 def explain_error(err: Any) -> tuple[str, str | None]:
@@ -187,6 +200,8 @@ def explain_error(err: Any) -> tuple[str, str | None]:
         return f"unknown field {name!r}", suggest(name, _KNOWN_FIELDS)
     if kind == "missing":
         return f"missing field {name!r}", None
+    if kind == "finite_number":
+        return f"expected a finite number, not {value!r}", None
     if kind == "string_pattern_mismatch":
         pattern = err.get("ctx", {}).get("pattern", "")
         allowed = (

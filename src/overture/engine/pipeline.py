@@ -340,8 +340,8 @@ def _score_all(st: _State, pl: CompiledPlacement, rows: Iterable[ScoringRow]) ->
             if group is None:
                 continue
             score = weight * cast(float, group)
-            if score <= 0:  # a weight or treatment score of 0 is not eligible (as _score)
-                continue
+            if not score > 0:  # a weight or treatment score of 0 is not eligible (as _score;
+                continue  # 0 × an infinite score is NaN)
         elif kind == FIXED:
             score = weight
         else:

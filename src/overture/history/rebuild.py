@@ -176,12 +176,13 @@ def rebuild_counters(
         client = redis.Redis.from_url(redis_url, socket_timeout=30, socket_connect_timeout=5)
         try:
             client.ping()
-            with _Lock(client, counters_lock_key(redis_prefix, environment)):
+            with _Lock(client, counters_lock_key(redis_prefix, environment), stop):
                 sentinel = counters_key(redis_prefix, environment)
                 if only_if_missing and client.exists(sentinel):
                     summary.skipped = True
                 else:
                     rebuild = _RedisRebuild(client, redis_prefix, live, now, batch, stop=stop)
+                    rebuild.check_stop()
                     before = rebuild.inventory_now()
                     last = _rebuild_table(db, live, summary)
                     summary.inventory_keys = rebuild.set_inventory(summary.inventory, last, before)
@@ -194,14 +195,19 @@ def rebuild_counters(
     return summary
 
 
+class RebuildStopped(Exception):
+    """A rebuild asked to stop (its node is closing): the counters key stays unwritten."""
+
+
 class _Lock:
     """The environment's rebuild lock in Redis: taken (waiting up to LOCK_WAIT while another
     holds it), its lease renewed by a thread while held, released by its holder only."""
 
-    def __init__(self, client: redis.Redis, key: str) -> None:
+    def __init__(self, client: redis.Redis, key: str, stop: threading.Event | None = None) -> None:
         self.client = client
         self.key = key
         self.token = secrets.token_hex(8)
+        self.stop_waiting = stop  # set: stop waiting for another holder (RebuildStopped)
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
 
@@ -213,7 +219,10 @@ class _Lock:
                 raise TimeoutError(
                     f"another rebuild of these counters held {self.key} for {LOCK_WAIT:.0f} s"
                 )
-            time.sleep(0.1)
+            if self.stop_waiting is not None and self.stop_waiting.wait(0.1):
+                raise RebuildStopped("the rebuild was stopped while another held its lock")
+            if self.stop_waiting is None:
+                time.sleep(0.1)
         renew = self.client.register_script(_RENEW)
 
         def renewing() -> None:
@@ -300,10 +309,6 @@ def _midnight(value: Any) -> dt.datetime:
 
 
 # -- Redis -------------------------------------------------------------------------------
-class RebuildStopped(Exception):
-    """A rebuild asked to stop (its node is closing): the counters key stays unwritten."""
-
-
 class _RedisRebuild:
     def __init__(
         self,
@@ -377,7 +382,7 @@ class _RedisRebuild:
         with db.engine.connect() as conn:
             rows = _counted_rows(conn, self.live, self.now)
             for (audience, profile_id), group in itertools.groupby(rows, key=lambda r: r[:2]):
-                self._check_stop()
+                self.check_stop()
                 presented: list[Any] = []
                 responses: list[Any] = []
                 for row in group:
@@ -394,7 +399,7 @@ class _RedisRebuild:
                 summary.profiles += 1
             queue.flush()
         for key in self.client.scan_iter(match=self._base + "*:v", count=1000):
-            self._check_stop()
+            self.check_stop()
             if key in rebuilt:
                 continue
             base = key[:-2]
@@ -402,7 +407,7 @@ class _RedisRebuild:
             summary.cleared += 1
         queue.flush()
 
-    def _check_stop(self) -> None:
+    def check_stop(self) -> None:
         if self.stop is not None and self.stop.is_set():
             raise RebuildStopped("the rebuild was stopped (its node is closing)")
 

@@ -253,9 +253,14 @@ class Recorder:
             self._conn.dbapi_connection.execute("PRAGMA busy_timeout=0")
             if self._file is not None:
                 # WAL checkpoints in a thread, not in this loop's commits (checkpoints.py)
-                self._conn.dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
                 if self._checkpointer is None:
-                    self._checkpointer = Checkpointer(self._file)
+                    try:
+                        assert self._lock_path is not None
+                        self._checkpointer = Checkpointer(self._file, str(self._lock_path))
+                    except sqlite3.Error as exc:  # SQLite's own checkpoints, then
+                        log.warning("WAL checkpoints stay in the commits: %s", exc)
+                if self._checkpointer is not None:
+                    self._conn.dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
         driver = self._conn.dbapi_connection
         cursor = driver.cursor()
         try:

@@ -100,9 +100,16 @@ return {v, p, r}
 # ARGV: mode ('' = no comparison, 'u' = unchecked, else the version expected),
 #       n inventories, limits..., ttls..., now, presented window (s, 0 = keep),
 #       retention (s, 0 = keep), note ('' = none), then score/member pairs
+# A claim sent again after its answer was lost (redis-py retries once on a broken
+# connection, which may break after the script ran) finds its own note: it answers -4 and
+# the version, and adds nothing twice (the note is unique: it holds the tracking codes).
 _CLAIM = """
 local mode = ARGV[1]
 local n = tonumber(ARGV[2])
+local note = ARGV[6 + 2 * n]
+if note ~= '' and redis.call('ZSCORE', KEYS[4], note) then
+  return {-4, tonumber(redis.call('GET', KEYS[1]) or '0')}
+end
 if mode ~= 'u' and redis.call('EXISTS', KEYS[3]) == 0 then return {-3} end
 if mode ~= '' and mode ~= 'u' then
   local v = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -118,7 +125,6 @@ for i = 1, n do
   if ttl > 0 then redis.call('EXPIRE', KEYS[4 + i], ttl) end
 end
 local now = tonumber(ARGV[3 + 2 * n])
-local note = ARGV[6 + 2 * n]
 if note ~= '' then redis.call('ZADD', KEYS[4], now, note) end
 if mode == '' then return {0} end
 local window = tonumber(ARGV[4 + 2 * n])
@@ -411,7 +417,9 @@ class RedisLedger(SqlLedger):
             # (a script that ran before the connection failed leaves its note: settled later)
             raise self._failed(exc) from exc
         self.state.answered()
-        if result[0] == -3:
+        if result[0] == -4:  # it ran, and this is redis-py's retry of it: it holds
+            result = result[1:]
+        elif result[0] == -3:
             raise self._missing(self._live.get(env), env)
         if result[0] == -1:
             return ClaimResult(False, conflict=True)
@@ -802,9 +810,11 @@ class RedisLedger(SqlLedger):
 def redis_client(url: str) -> Any:
     """The Redis client of the ledger and of the sessions. Time-outs, so that a Redis that
     stops answering fails a request (a 503) instead of holding it; one retry, on a broken
-    connection only (one found broken after Redis restarted: nothing was sent on it), not
-    on a time-out, which may come after a script ran (a claim run twice counts twice), and
-    not the client's default of ten with back-off."""
+    connection only (one found broken after Redis restarted), not on a time-out, and not
+    the client's default of ten with back-off. A connection may also break after a script
+    ran and before its answer came (redis-py then sends the call, or the whole pipeline,
+    again): a claim finds its own note and adds nothing twice (_CLAIM), a read or an
+    event's count (members unique by event id) is the same done twice."""
     import redis.asyncio as aioredis
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff

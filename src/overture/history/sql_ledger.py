@@ -229,8 +229,8 @@ async def insert_propositions(
             r["categories"],
             r.get("segments", ""),
             r["rank"],
-            r["score"],
-            r["probability"],
+            float(r["score"]),  # (PostgreSQL's arrays take one type: an int among floats
+            float(r["probability"]),  # fails the batch, found by a review)
             int(r["fallback"]) if sqlite else r["fallback"],
             time(r["decided_at"]),
         )

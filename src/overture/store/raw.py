@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import re
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -57,7 +58,10 @@ def unnest_insert(table: Table, columns: Sequence[str], tail: str = "") -> str:
     runs it. The arrays go in psycopg's binary format (`%b`): in its text format every
     string is searched for characters to quote, which cost three times as much."""
     dialect = postgresql.psycopg.dialect()  # type: ignore[no-untyped-call]
-    arrays = ", ".join(f"%b::{table.c[c].type.compile(dialect=dialect)}[]" for c in columns)
+    # the base type without its length: a cast to VARCHAR(64) would cut a longer value
+    # short in silence, where the column refuses it as an INSERT ... VALUES does
+    types = [re.sub(r"\(\d+\)", "", table.c[c].type.compile(dialect=dialect)) for c in columns]
+    arrays = ", ".join(f"%b::{t}[]" for t in types)
     names = ", ".join(columns)
     return (
         f"INSERT INTO {table.name} ({names}) SELECT {names} FROM unnest({arrays}) "
