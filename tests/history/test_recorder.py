@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import sqlite3
-import time
 from pathlib import Path
 from typing import Any
 
@@ -122,83 +121,6 @@ def test_a_write_lock_held_elsewhere_does_not_stall_the_loop(tmp_path: Path) -> 
     assert result == "LATE"
     assert ticks >= 20  # a blocked loop would have ticked once or twice in 0.3 s
     assert _stored(database) == {"LATE"}
-
-
-def test_wal_checkpoints_run_beside_the_loop_not_in_its_commits(tmp_path: Path) -> None:
-    """The recorder's connection does not checkpoint the WAL in its commits (that stalled
-    the loop for milliseconds one commit in ten); its checkpoint thread does, so the WAL
-    is copied back into the database while commits go on, and what was committed is all
-    there for a new connection to read."""
-    path = tmp_path / "wal.db"
-    database = Database(f"sqlite:///{path}")
-    database.upgrade()
-
-    async def main() -> tuple[int, int, int]:
-        recorder = Recorder(database)
-        for round_ in range(20):
-            await asyncio.gather(*(recorder.submit(_insert, f"R{round_}-{i}") for i in range(100)))
-            await asyncio.sleep(0.02)
-        checkpointer = recorder._checkpointer
-        assert checkpointer is not None
-        autocheckpoint = recorder._conn.dbapi_connection.execute(
-            "PRAGMA wal_autocheckpoint"
-        ).fetchone()[0]
-        await asyncio.sleep(checkpointer.interval * 3)
-        done = checkpointer.checkpoints
-        await recorder.aclose()
-        return autocheckpoint, done, recorder.batches
-
-    autocheckpoint, checkpoints, batches = asyncio.run(main())
-    assert autocheckpoint == 0  # none in the recorder's own commits
-    assert 1 <= checkpoints <= batches  # the thread's, while commits went on
-    with sqlite3.connect(path) as conn:  # everything committed is there to read
-        count = conn.execute(
-            "SELECT count(*) FROM inventory_counters WHERE environment = 'recorder-test'"
-        ).fetchone()[0]
-    assert count == 2000
-
-
-async def _insert_rows(tx: Tx, batches: list[list[str]]) -> list[None]:
-    for offers in batches:
-        for offer in offers:
-            await tx.execute(_INSERT, ("recorder-test", offer, "total", 1))
-    return [None] * len(batches)
-
-
-def test_the_wal_stays_bounded_under_steady_commits(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A checkpoint beside the commits never finds the WAL file all copied when the next
-    write begins, so SQLite never starts it over: it grew to 286 MB in 4 s of steady
-    commits (found by a review). Past its limit the thread empties it, in the writers'
-    turn."""
-    from overture.store import checkpoints
-
-    monkeypatch.setattr(checkpoints, "LIMIT_BYTES", 1 << 20)
-    path = tmp_path / "steady.db"
-    database = Database(f"sqlite:///{path}")
-    database.upgrade()
-    wal = tmp_path / "steady.db-wal"
-
-    async def main() -> tuple[int, int, int]:
-        recorder = Recorder(database)
-        biggest = commits = 0
-        deadline = time.monotonic() + 3
-        while time.monotonic() < deadline:  # a few hundred commits a second, steadily
-            await recorder.submit(_insert_rows, [f"S{commits}-{i}" for i in range(20)])
-            commits += 1
-            biggest = max(biggest, wal.stat().st_size if wal.exists() else 0)
-            await asyncio.sleep(0.001)
-        checkpointer = recorder._checkpointer
-        assert checkpointer is not None
-        truncations = checkpointer.truncations
-        await recorder.aclose()
-        return commits, biggest, truncations
-
-    commits, biggest, truncations = asyncio.run(main())
-    assert commits > 300
-    assert truncations >= 1
-    assert biggest < 8 << 20, f"the WAL reached {biggest / 1e6:.0f} MB"
 
 
 @pytest.mark.parametrize("database", ["postgresql"], indirect=True)

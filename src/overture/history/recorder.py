@@ -52,7 +52,6 @@ from overture.history.failures import (
     database_down,
 )
 from overture.store import Database
-from overture.store.checkpoints import Checkpointer
 from overture.store.raw import Tx, pg_connect
 
 log = logging.getLogger("overture.runtime")
@@ -113,14 +112,11 @@ class Recorder:
         self.failures = 0
         self._conn: Any = None  # SQLite: a pooled connection; PostgreSQL: an asyncio one
         self._lock_path: Path | None = None
-        self._file: str | None = None  # the SQLite file (not in memory)
         self._lock_file: Any = None
         if db.is_sqlite:
             database = make_url(db.url).database
             if database and database != ":memory:":
-                self._file = database
                 self._lock_path = Path(database + "-overture-writer")
-        self._checkpointer: Checkpointer | None = None
 
     async def submit(self, handler: Handler, item: Any) -> Any:
         """Write `item` with `handler` in the next batch; its result once committed."""
@@ -251,16 +247,6 @@ class Recorder:
             # connection is the recorder's alone, closed at the end, never back in the pool
             self._conn.detach()
             self._conn.dbapi_connection.execute("PRAGMA busy_timeout=0")
-            if self._file is not None:
-                # WAL checkpoints in a thread, not in this loop's commits (checkpoints.py)
-                if self._checkpointer is None:
-                    try:
-                        assert self._lock_path is not None
-                        self._checkpointer = Checkpointer(self._file, str(self._lock_path))
-                    except sqlite3.Error as exc:  # SQLite's own checkpoints, then
-                        log.warning("WAL checkpoints stay in the commits: %s", exc)
-                if self._checkpointer is not None:
-                    self._conn.dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
         driver = self._conn.dbapi_connection
         cursor = driver.cursor()
         try:
@@ -269,8 +255,6 @@ class Recorder:
             self._committing = True
             driver.commit()
             self._committing = False
-            if self._checkpointer is not None:
-                self._checkpointer.committed()
         except BaseException:
             with contextlib.suppress(Exception):
                 driver.rollback()
@@ -351,9 +335,6 @@ class Recorder:
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None
-        checkpointer, self._checkpointer = self._checkpointer, None
-        if checkpointer is not None:
-            await asyncio.to_thread(checkpointer.close)
 
 
 def _pauses(first: float, most: float) -> Iterator[float]:
