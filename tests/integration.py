@@ -96,8 +96,26 @@ def postgres_schema() -> Iterator[str]:
     try:
         yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
     finally:
-        with psycopg.connect(url, autocommit=True) as conn:
+        _drop_schema(url, schema)
+
+
+def _drop_schema(url: str, schema: str) -> None:
+    """DROP SCHEMA waits for every lock on its tables: a connection a test left open in a
+    transaction (an `engine.connect()` never closed) made it wait for ever and CI hang. It
+    waits a minute, then fails naming what held the schema."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET lock_timeout = '60s'")
+        try:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
+        except psycopg.errors.LockNotAvailable:
+            held = conn.execute(
+                "SELECT state, left(query, 200) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND state LIKE 'idle in transaction%'"
+            ).fetchall()
+            raise AssertionError(
+                f"schema {schema} stayed locked for 60 s after its test, by a connection "
+                f"left open in a transaction (close every engine.connect()): {held}"
+            ) from None
 
 
 def redis_url() -> str:

@@ -65,10 +65,8 @@ def test_the_performance_pages_show_the_reports_figures(demo: Deployed) -> None:
         assert '<table class="figures">' in page.text
     text = c.get("performance/placement", params={"env": "staging", "format": "csv"}).text
     assert text.splitlines()[-1].startswith("total,")
-    offer = next(
-        r.key
-        for r in reports.report(demo.db.engine.connect(), "staging", "offer", Period.last(30)).rows
-    )
+    with demo.db.engine.connect() as conn:  # (left open, it held the schema: see integration)
+        offer = next(r.key for r in reports.report(conn, "staging", "offer", Period.last(30)).rows)
     assert "Performance in staging" in c.get(f"offers/{offer}").text
     assert "The week in staging" in c.get("").text
     # the demo button is a demo server's, and an administrator's
