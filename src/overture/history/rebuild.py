@@ -207,7 +207,8 @@ class _Lock:
         self.client = client
         self.key = key
         self.token = secrets.token_hex(8)
-        self.stop_waiting = stop  # set: stop waiting for another holder (RebuildStopped)
+        # set: stop waiting for another holder (RebuildStopped)
+        self.stop_waiting = stop or threading.Event()
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
 
@@ -219,10 +220,8 @@ class _Lock:
                 raise TimeoutError(
                     f"another rebuild of these counters held {self.key} for {LOCK_WAIT:.0f} s"
                 )
-            if self.stop_waiting is not None and self.stop_waiting.wait(0.1):
+            if self.stop_waiting.wait(0.1):  # (a pause between tries, cut short by a stop)
                 raise RebuildStopped("the rebuild was stopped while another held its lock")
-            if self.stop_waiting is None:
-                time.sleep(0.1)
         renew = self.client.register_script(_RENEW)
 
         def renewing() -> None:

@@ -251,14 +251,16 @@ async def insert_events(tx: Tx, rows: list[tuple[Any, ...]]) -> list[bool]:
     multi-row INSERT per 500 events, on PostgreSQL one for them all (arrays, unnest)."""
     env_at, id_at = t.EVENT_COLUMNS.index("environment"), t.EVENT_COLUMNS.index("event_id")
     stored: set[tuple[str, str]] = set()
-    if not tx.sqlite and rows:
+    if not rows:
+        return []
+    if not tx.sqlite:
         columns = tuple(list(column) for column in zip(*rows, strict=True))
         stored.update(await tx.rows(t.INSERT_EVENTS_PG, columns))
-    for start in range(0, len(rows) if tx.sqlite else 0, _EVENTS_PER_STATEMENT):
-        chunk = rows[start : start + _EVENTS_PER_STATEMENT]
-        params = tuple(value for row in chunk for value in row)
-        for env, event_id in await tx.rows(t.insert_events_returning(len(chunk)), params):
-            stored.add((env, event_id))
+    else:
+        for start in range(0, len(rows), _EVENTS_PER_STATEMENT):
+            chunk = rows[start : start + _EVENTS_PER_STATEMENT]
+            params = tuple(value for row in chunk for value in row)
+            stored.update(await tx.rows(t.insert_events_returning(len(chunk)), params))
     flags = []
     for row in rows:  # the same event twice in one batch: the first one is stored
         key = (row[env_at], row[id_at])

@@ -61,6 +61,17 @@ def side_by_side(before: str, after: str, left: str, right: str) -> Markup:
     return Markup(table.replace("&nbsp;", " "))
 
 
+def stale_conflict(current: Any, spec: Any) -> Markup:
+    """What was saved since the form was opened (`current`: the stored object, with
+    version and author) beside the change that could not be saved (`spec`)."""
+    return side_by_side(
+        as_yaml(codec.plain(current.spec)),
+        as_yaml(codec.plain(spec)),
+        f"saved meanwhile (version {current.version}, by {current.updated_by})",
+        "your change (not saved)",
+    )
+
+
 def as_yaml(data: Any) -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
 
@@ -166,12 +177,7 @@ def save_object(ctx: Ctx) -> Response:
     except Stale:
         ctx.session.rollback()
         current = store.get_object(ctx.session, kind, key or "")
-        conflict = side_by_side(
-            as_yaml(codec.plain(current.spec)),
-            as_yaml(codec.plain(spec)),
-            f"stored now (version {current.version}, {current.updated_by})",
-            "your change",
-        )
+        conflict = stale_conflict(current, spec)
         return _form(
             ctx,
             kind,

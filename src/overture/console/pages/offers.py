@@ -15,7 +15,13 @@ from overture.catalog import codec
 from overture.catalog.model import Category, Offer, Placement, window_end, window_start
 from overture.catalog.validate import validate_catalog
 from overture.console import forms
-from overture.console.pages.catalog import _empty, as_yaml, side_by_side, suggestions
+from overture.console.pages.catalog import (
+    _empty,
+    as_yaml,
+    side_by_side,
+    stale_conflict,
+    suggestions,
+)
 from overture.console.pages.performance import offer_figures
 from overture.console.web import Ctx, Refused, action, json_object, number, page
 from overture.design import catalog as store
@@ -242,12 +248,7 @@ def save_offer(ctx: Ctx) -> Response:
     except Stale:
         ctx.session.rollback()
         current = offers.get_offer(ctx.session, code or "")
-        conflict = side_by_side(
-            as_yaml(codec.plain(current.spec)),
-            as_yaml(codec.plain(spec)),
-            f"saved meanwhile (version {current.version}, by {current.updated_by})",
-            "your change (not saved)",
-        )
+        conflict = stale_conflict(current, spec)
         return _editor(
             ctx,
             code=code,
