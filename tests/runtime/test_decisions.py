@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 
 import msgspec
 from sqlalchemy import func, select
@@ -151,3 +152,27 @@ def test_a_node_serves_only_the_environments_it_was_given(demo: Deployed) -> Non
         answer = client.post("/v1/decisions", json={"placements": [{"placement": "web_home_hero"}]})
         assert answer.status_code == 421
         assert "does not serve environment 'staging'" in answer.json()["detail"]
+
+
+def test_decisions_leave_no_reference_cycles_of_the_runtime(api: TestClient) -> None:
+    """What a decision builds is freed with its answer (reference counting), not left for
+    the garbage collector, whose passes stop the event loop (docs/runtime.md, "Speed").
+    The test client's own machinery may leave cycles: only Overture's objects count."""
+    body = {"profile_id": demo_profiles.customer_id(3), "placements": HERO_AND_SIDEBAR}
+    assert api.post("/v1/decisions", json=body).status_code == 200  # caches filled
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for row in range(20):
+            body["profile_id"] = demo_profiles.customer_id(row)
+            assert api.post("/v1/decisions", json=body).status_code == 200
+        gc.collect()
+        ours = sorted(
+            {type(o).__qualname__ for o in gc.garbage if type(o).__module__.startswith("overture")}
+        )
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert ours == [], f"decisions left reference cycles of: {', '.join(ours)}"

@@ -74,16 +74,39 @@ class Learner(Protocol):
 
 
 class _Segments(dict[str, bool]):
-    """Segment flags, each evaluated on first use and then remembered for the request."""
+    """Segment flags, each evaluated on first use and then remembered for the request.
 
-    def __init__(self, rules: Mapping[str, CompiledRule], state: _State) -> None:
+    It holds what its rules read, not the request's _State: a reference back to the state
+    (which holds it) made every decision a reference cycle, which only the garbage
+    collector frees; with ~20 objects of each decision waiting for it, the young
+    generation filled every few hundred decisions and each collection stopped the event
+    loop for ~10 ms (measured: 20 µs a decision, and the runtime's p99)."""
+
+    def __init__(
+        self,
+        rules: Mapping[str, CompiledRule],
+        profile: Mapping[str, Any],
+        context: Mapping[str, Any],
+        instant: Instant,
+        errors: list[RuleFailure],
+    ) -> None:
         super().__init__()
         self._rules = rules
-        self._state = state
+        self._profile = profile
+        self._context = context
+        self._instant = instant
+        self._errors = errors
 
     def __missing__(self, name: str) -> bool:
         rule = self._rules.get(name)
-        value = rule is not None and self._state.run(rule, "", f"segment {name}", {}) is True
+        value = False
+        if rule is not None:
+            try:
+                value = rule.run(self._profile, self._context, self, {}, self._instant) is True
+            except Exception as exc:  # a rule error must never fail a decision
+                self._errors.append(
+                    RuleFailure("", f"segment {name}", f"{type(exc).__name__}: {exc}")
+                )
         self[name] = value
         return value
 
@@ -119,7 +142,9 @@ class _State:
         self.categories: dict[str, bool] = {}  # category rules not reading offer.*, by name
         self.used: dict[tuple[str, str], int] = {}  # capping/inventory budget spent here
         self.chosen: set[str] = set(request.exclude)
-        self.segments = _Segments(plan.audiences[audience].segments, self)
+        self.segments = _Segments(
+            plan.audiences[audience].segments, profile, context, self.instant, self.errors
+        )
         # by treatment group, computed on first use (_UNSET until then)
         self.treatment_scores: list[float | object | None] = [_UNSET] * len(plan.treatment_groups)
         self._variables: dict[str, Any] | None = None
