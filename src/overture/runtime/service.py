@@ -305,8 +305,7 @@ class Runtime:
                 elif history is not None and profile_key is not None:
                     assert result.version is not None
                     history.version = result.version
-                    for entry in claim.entries:
-                        history.record(entry)
+                    history.record(*claim.entries)
                 self._remember(claim.propositions)
                 return decision, withheld
             self.metrics.claim_conflicts.labels(env).inc()
