@@ -17,12 +17,12 @@ answered 200, 200 and 503.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
 from overture.history.failures import DependencyState, database_down, reason
 from overture.history.ledger import Ledger
+from overture.runtime.background import cancel
 from overture.runtime.metrics import Metrics
 from overture.runtime.plans import LivePlans
 from overture.store import Database
@@ -63,9 +63,7 @@ class Health:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel(self._task)
             self._task = None
         await self._reader.aclose()
 
@@ -80,7 +78,8 @@ class Health:
     async def check(self, *, starting: bool = False) -> None:
         """One round: probe the database, keep the counts in step (Ledger.upkeep)."""
         try:
-            await asyncio.wait_for(self._reader.rows("SELECT 1", ()), PROBE_TIMEOUT)
+            async with asyncio.timeout(PROBE_TIMEOUT):  # (not wait_for: background.py)
+                await self._reader.rows("SELECT 1", ())
         except Exception as exc:
             if not database_down(exc):
                 raise

@@ -15,7 +15,6 @@ small query a second, and a deployment is picked up within the poll interval.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 from collections.abc import Iterable
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 
 from overture.history.deployed import LivePlan, current_deployments, load_deployment
 from overture.history.failures import database_down, reason
+from overture.runtime.background import cancel
 from overture.store import Database
 
 log = logging.getLogger("overture.runtime")
@@ -105,9 +105,7 @@ class LivePlans:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel(self._task)
             self._task = None
 
     async def _poll(self) -> None:
