@@ -821,7 +821,35 @@ def redis_client(url: str) -> Any:
     from redis.exceptions import ConnectionError as BrokenConnection
 
     retry = Retry(NoBackoff(), 1, supported_errors=(BrokenConnection,))
-    return aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2, retry=retry)
+    client = aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2, retry=retry)
+    pool = client.connection_pool  # (its class is the URL's: TCP, TLS or a Unix socket)
+    pool.connection_class = _packed_in_c(pool.connection_class)
+    return client
+
+
+def _packed_in_c(base: type[Any]) -> type[Any]:
+    """`base` (a redis-py asyncio connection class) writing commands with hiredis's
+    packer, in C. redis-py's asyncio connections pack every argument in Python (its
+    blocking ones use hiredis): 12 µs for a claim's script call against 3 (measured), and
+    a decision makes one or two. Without hiredis, `base` as it is."""
+    try:
+        import hiredis
+    except ImportError:  # pragma: no cover - redis[hiredis] is a dependency
+        return base
+
+    class PackedInC(base):  # type: ignore[misc]
+        def pack_command(self, *args: Any) -> list[bytes]:
+            first = args[0]  # a command of several words ("SCRIPT LOAD"): one argument each
+            if isinstance(first, str):
+                args = (*first.encode().split(), *args[1:])
+            elif b" " in first:
+                args = (*first.split(), *args[1:])
+            given = tuple(bytes(a) if isinstance(a, bytearray | memoryview) else a for a in args)
+            packed: bytes = hiredis.pack_command(given)  # type: ignore[arg-type]
+            return [packed]
+
+    PackedInC.__name__ = f"PackedInC{base.__name__}"
+    return PackedInC
 
 
 _encode = msgspec.json.Encoder().encode  # a note as compact JSON (a tenth of json.dumps)
