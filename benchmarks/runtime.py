@@ -15,7 +15,10 @@ Starlette route that only decodes the JSON body and answers (benchmarks/ceiling.
 Beside each rate: the server's CPU per request (all its processes, from /proc, over the
 measured seconds) and how many cores it kept busy. This machine's speed drifts by ±25 %
 within minutes, so a change shows better as CPU per request than as requests per second;
-and a server short of one busy core per worker is waiting, not computing.
+and a server short of one busy core per worker is waiting, not computing. The final table
+also gives, per request, the CPU of this machine's PostgreSQL and Redis processes and of
+wrk: on one machine they share its cores with the server, which bounds the rate whatever
+the server does.
 
 One more run (SQLite, one worker) deploys staging again twice while it serves: the node
 builds each new plan off the event loop and swaps it in; its p99 is printed beside the
@@ -28,6 +31,7 @@ import argparse
 import contextlib
 import os
 import re
+import resource
 import secrets
 import shutil
 import socket
@@ -89,6 +93,8 @@ class Result:
     errors: int
     cpu_us: float  # the server's CPU (all its processes) per request over the measured run
     busy: float  # the server's CPU over the measured run, in cores (1.0: one core all along)
+    services_us: float = 0.0  # PostgreSQL's and Redis's processes' CPU per request
+    wrk_us: float = 0.0  # wrk's CPU per request
 
 
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -109,6 +115,30 @@ def _cpu_seconds(pid: int) -> float:
         except (OSError, IndexError, ValueError):
             continue
     return total
+
+
+def _services_cpu() -> float:
+    """CPU time so far of this machine's PostgreSQL and Redis processes (from /proc): on
+    one machine they take their share of the cores from the node."""
+    total = 0.0
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.find("(") + 1 : stat.rfind(")")]
+        if name.startswith(("postgres", "redis-server")):
+            fields = stat.rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / _TICK
+    return total
+
+
+def _children_cpu() -> float:
+    """CPU time of this process's finished children (wrk)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _free_port() -> int:
@@ -189,10 +219,21 @@ def server(args: list[str], env: dict[str, str] | None = None) -> Iterator[tuple
         process.wait(timeout=60)
 
 
-def wrk(
-    url: str, script: str, seconds: int, connections: int, pid: int | None = None
-) -> tuple[float, float, float, int, float]:
-    """(requests/s, p50 ms, p99 ms, errors, the server's CPU seconds over the measured run)."""
+@dataclass
+class Load:
+    """What one wrk run measured."""
+
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    cpu: float  # the server's CPU seconds over the measured run
+    services_cpu: float  # PostgreSQL's and Redis's over the same run
+    wrk_cpu: float  # wrk's
+
+
+def wrk(url: str, script: str, seconds: int, connections: int, pid: int | None = None) -> Load:
+    """A measured run (after a 2 s warm-up) of wrk against `url`."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(script)
     try:
@@ -203,6 +244,7 @@ def wrk(
             check=True,
         )
         cpu = _cpu_seconds(pid) if pid is not None else 0.0
+        services, children = _services_cpu(), _children_cpu()
         out = subprocess.run(
             ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", f.name, url],
             capture_output=True,
@@ -210,6 +252,7 @@ def wrk(
             check=True,
         ).stdout
         cpu = (_cpu_seconds(pid) - cpu) if pid is not None else 0.0
+        services, children = _services_cpu() - services, _children_cpu() - children
     finally:
         os.unlink(f.name)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
@@ -222,7 +265,7 @@ def wrk(
     count = int(errors.group(1)) if errors else 0
     if socket_errors:
         count += sum(int(x) for x in socket_errors.groups())
-    return rps, p50, p99, count, cpu
+    return Load(rps, p50, p99, count, cpu, services, children)
 
 
 def _ms(text: str) -> float:
@@ -262,26 +305,32 @@ def main() -> None:
         with server([*args, "--workers", str(workers)], env) as (url, pid):
             if during is not None:  # after wrk's 2 s warm-up, over the measured seconds
                 swaps = redeploy(during, options.seconds + 2 * 2)
-            rps, p50, p99, errors, cpu = wrk(url, script, options.seconds, options.connections, pid)
+            load = wrk(url, script, options.seconds, options.connections, pid)
             if during is not None:
                 swaps.join()
-        requests = rps * options.seconds
+        requests = load.rps * options.seconds
+
+        def per_request(seconds: float) -> float:
+            return seconds / requests * 1e6 if requests else 0.0
+
         result = Result(
             label,
             workers,
-            rps,
-            p50,
-            p99,
-            errors,
-            cpu_us=cpu / requests * 1e6 if requests else 0.0,
-            busy=cpu / options.seconds,
+            load.rps,
+            load.p50_ms,
+            load.p99_ms,
+            load.errors,
+            cpu_us=per_request(load.cpu),
+            busy=load.cpu / options.seconds,
+            services_us=per_request(load.services_cpu),
+            wrk_us=per_request(load.wrk_cpu),
         )
         results.append(result)
         print(
-            f"  {label:<34} {workers} worker(s) {rps:>9,.0f}/s"
-            f"  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms"
+            f"  {label:<34} {workers} worker(s) {load.rps:>9,.0f}/s"
+            f"  p50 {load.p50_ms:6.2f} ms  p99 {load.p99_ms:6.2f} ms"
             f"  CPU {result.cpu_us:5.0f} µs/req ({result.busy:.2f} cores)"
-            + (f"  {errors} errors" if errors else ""),
+            + (f"  {load.errors} errors" if load.errors else ""),
             flush=True,
         )
 
@@ -355,13 +404,19 @@ def main() -> None:
     ceiling = {r.workers: r.rps for r in results if r.label.startswith("ceiling")}
     print(
         f"{'':<34} {'workers':>7} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'of ceiling':>10}"
-        f" {'CPU µs/req':>10} {'cores':>5}"
+        f" {'CPU µs/req':>10} {'cores':>5} {'PG+Redis µs':>11} {'wrk µs':>6}"
     )
     for r in results:
         print(
             f"{r.label:<34} {r.workers:>7} {r.rps:>9,.0f} {r.p50_ms:>7.2f} {r.p99_ms:>7.2f} "
             f"{r.rps / ceiling[r.workers]:>10.0%} {r.cpu_us:>10.0f} {r.busy:>5.2f}"
+            f" {r.services_us:>11.0f} {r.wrk_us:>6.0f}"
         )
+    print(
+        "CPU µs/req: the server's CPU per request; PG+Redis µs: this machine's PostgreSQL "
+        "and Redis processes' (on one machine they share its cores with the server); "
+        "wrk µs: the load generator's"
+    )
     print(
         "aims: decisions >= 5,000/s with p99 < 10 ms on SQLite (>= 50% of the ceiling), "
         ">= 3,000/s on PostgreSQL + Redis, a second worker adds throughput; "
