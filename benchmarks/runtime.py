@@ -119,7 +119,8 @@ def _cpu_seconds(pid: int) -> float:
 
 def _services_cpu() -> float:
     """CPU time so far of this machine's PostgreSQL and Redis processes (from /proc): on
-    one machine they take their share of the cores from the node."""
+    one machine they take their share of the cores from the node. Approximate: it counts
+    other sessions' backends too, and loses those of backends that exit during a run."""
     total = 0.0
     for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
         if not entry.name.isdigit():

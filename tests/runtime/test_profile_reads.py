@@ -77,21 +77,35 @@ def _same(a: list[Any], b: list[Any]) -> None:
     assert [type(x) if isinstance(x, BaseException) else x for x in b] == a
 
 
-ASKED = ["C2", "C1", "nobody", "C3", "C1", "c2", "C2 ", ""]
+# (an id longer than a 12-character key whose first 12 characters are a key: a cast to the
+# column's own length would cut it and find that other profile)
+LONG = "ABCDEFGHIJKL"
+ASKED = ["C2", "C1", "nobody", "C3", "C1", "c2", "C2 ", "", LONG + "-someone-else", LONG]
 
 
-@pytest.mark.parametrize("key_sql", ["VARCHAR(128)", "CHAR(12)", "TEXT"])
+@pytest.mark.parametrize("key_sql", ["VARCHAR(128)", "VARCHAR(12)", "CHAR(12)", "TEXT"])
 def test_lookups_together_find_what_each_finds_alone(database: Database, key_sql: str) -> None:
     if database.is_sqlite and key_sql == "CHAR(12)":
         pytest.skip("SQLite has no fixed-width text")
-    _table(database, key_sql, ["C1", "C2", "C3"])
+    _table(database, key_sql, ["C1", "C2", "C3", LONG])
     audience = _audience("string")
     alone = asyncio.run(_alone(database, audience, ASKED))
     assert (alone[0]["age"], alone[0]["products"], alone[2]) == (21, ["card"], None)
+    assert alone[-2] is None and alone[-1] is not None
     together, batch = asyncio.run(_together(database, audience, ASKED))
     _same(alone, together)
-    if batch is not None:  # PostgreSQL: one statement for the seven distinct ids
+    if batch is not None:  # PostgreSQL: one statement for the distinct ids
         assert (batch.round_trips, batch.reads) == (1, len(set(ASKED)))
+
+
+def test_a_numeric_key_is_compared_as_a_number_not_rounded(database: Database) -> None:
+    _table(database, "NUMERIC(6,2)", ["1.01", "2.50"])
+    audience = _audience("string")
+    asked = ["1.005", "1.01", "2.5", "2.500", "3"]
+    alone = asyncio.run(_alone(database, audience, asked))
+    together, _batch = asyncio.run(_together(database, audience, asked))
+    _same(alone, together)
+    assert alone[0] is None and alone[1] is not None
 
 
 def test_an_id_the_key_refuses_fails_alone(database: Database) -> None:
@@ -105,3 +119,44 @@ def test_an_id_the_key_refuses_fails_alone(database: Database) -> None:
     _same(alone, together)
     assert together[0] == {"customer_id": 2, "age": 21, "products": ["card"]}
     assert together[3] is None
+    # one refused id does not make the table slow for the others: still read together
+    source = ProfileSource(database)
+
+    async def twice() -> tuple[list[Any], int]:
+        await asyncio.gather(*(source.lookup(audience, i) for i in asked), return_exceptions=True)
+        before = source._batch.round_trips if source._batch else 0
+        found = await asyncio.gather(*(source.lookup(audience, i) for i in ["1", "4", "5"]))
+        after = source._batch.round_trips if source._batch else 0
+        await source.aclose()
+        return [f[0] for f in found], after - before
+
+    found, statements = asyncio.run(twice())
+    assert found == [{"customer_id": 1, "age": 20, "products": None}, None, None]
+    if not database.is_sqlite:
+        assert statements == 1
+
+
+def test_reads_stopped_midway_tell_their_callers(database: Database) -> None:
+    """A node closing cancels the statement under way: its callers, and those who asked
+    meanwhile, are told (cancelled), none is left waiting for ever."""
+    if database.is_sqlite:
+        pytest.skip("SQLite reads are not batched (they complete without waiting)")
+    _table(database, "VARCHAR(128)", ["C1", "C2", "C3"])
+    audience = _audience("string")
+
+    async def stopped() -> set[Any]:
+        source = ProfileSource(database)
+        first = [asyncio.ensure_future(source.lookup(audience, i)) for i in ("C1", "C2")]
+        while source._batch is None or source._batch._task is None:
+            await asyncio.sleep(0)
+        await asyncio.sleep(0)  # the statement is on its way
+        later = asyncio.ensure_future(source.lookup(audience, "C3"))
+        await asyncio.sleep(0)
+        source._batch._task.cancel()
+        done, waiting = await asyncio.wait([*first, later], timeout=10)
+        await source.aclose()
+        assert not waiting, "a caller was left waiting"
+        return {type(t.exception()) if not t.cancelled() else "cancelled" for t in done}
+
+    told = asyncio.run(stopped())
+    assert told <= {"cancelled", asyncio.CancelledError}, told

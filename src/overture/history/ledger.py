@@ -131,8 +131,8 @@ _KEYS: dict[tuple[str, str, str, tuple[str, ...]], tuple[_Key, ...]] = {}
 
 def _keys(item: _Item) -> tuple[_Key, ...]:
     """What policies count an entry under (once per category). Remembered by what it is
-    made of: entries repeat the catalog's few offers, and building the keys cost more than
-    the rest of recording an entry (2 of 5 µs)."""
+    made of: entries repeat the catalog's few offers, and building the keys was 2 of the
+    5 µs of recording an entry."""
     made_of = item[:4]
     keys = _KEYS.get(made_of)
     if keys is None:

@@ -831,10 +831,13 @@ def _packed_in_c(base: type[Any]) -> type[Any]:
     """`base` (a redis-py asyncio connection class) writing commands with hiredis's
     packer, in C. redis-py's asyncio connections pack every argument in Python (its
     blocking ones use hiredis): 12 µs for a claim's script call against 3 (measured), and
-    a decision makes one or two. Without hiredis, `base` as it is."""
+    a decision makes one or two. Without hiredis's packer, `base` as it is. (Arguments
+    are text in UTF-8, the client's default and the only encoding the runtime uses.)"""
     try:
         import hiredis
     except ImportError:  # pragma: no cover - redis[hiredis] is a dependency
+        return base
+    if not hasattr(hiredis, "pack_command"):  # pragma: no cover - hiredis before 2.1
         return base
 
     class PackedInC(base):  # type: ignore[misc]

@@ -7,11 +7,14 @@ however old it is (the decision says so: docs/runtime.md, "Failures"); without o
 request is answered 503.
 
 On PostgreSQL the rows that concurrent requests look up during one turn of the event loop
-are read with one statement (`= ANY`), as Redis calls are (history/redis_batch.py): a read
-through psycopg's asyncio connection costs ~45 µs of Python whatever it returns, and on
-the benchmark's load half the decisions read a profile. A table whose key the batched
-statement cannot compare (an integer column against the ids' text, say) is read one row
-at a time, as before.
+are read with one statement (the ids joined to the table), as Redis calls are
+(history/redis_batch.py): a read through psycopg's asyncio connection costs ~45 µs of
+Python whatever it returns, and on the benchmark's load half the decisions read a profile.
+Each id is compared as the single read compares its parameter: cast to the key column's
+type without its length or precision (a cast to `varchar(12)` or `numeric(6,2)` would cut
+or round the id, and find another profile's row). A batch the database refuses is read
+again one id at a time, so each caller gets what its own read gets; a table whose key
+type the ids cannot be compared with at all is read one id at a time from then on.
 """
 
 from __future__ import annotations
@@ -120,9 +123,9 @@ class ProfileSource:
             one = f'SELECT {read} FROM "{table}" WHERE "{id_field}" = ?'
             many = None
             if not self.raw.sqlite:
-                # each id asked for, cast to the key's own type as the single read's
-                # parameter is: the same rows found, and each comes back with the id
-                # it was asked for
+                # each id asked for, cast to the key's type as the single read's parameter
+                # is (without the column's length: see the module's doc), and each row
+                # comes back with the id it was asked for
                 with self.db.engine.connect() as conn:
                     key_type = conn.execute(_KEY_TYPE, {"t": f'"{table}"', "c": id_field})
                     found = key_type.scalar()
@@ -162,10 +165,15 @@ class _Query(NamedTuple):
     lists: list[str]  # those holding a list (JSON text)
 
 
+# The key column's type by its qualified name, without the column's length or precision
+# (its typmod): pg_catalog."varchar", pg_catalog.bpchar, pg_catalog.numeric, a domain.
 _KEY_TYPE = text(
-    "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+    "SELECT quote_ident(n.nspname) || '.' || quote_ident(t.typname) FROM pg_attribute a "
+    "JOIN pg_type t ON t.oid = a.atttypid JOIN pg_namespace n ON n.oid = t.typnamespace "
     "WHERE a.attrelid = to_regclass(:t) AND a.attname = :c AND NOT a.attisdropped"
 )
+# SQLSTATEs of a key type the ids cannot be compared with at all (no operator, no cast)
+_NO_COMPARISON = ("42883", "42846")
 
 
 _Row = tuple[Any, ...]
@@ -179,7 +187,7 @@ class _Batch:
         # by the single read's statement: the batched one, and the callers by profile id
         self._pending: dict[str, tuple[str, dict[str, list[asyncio.Future[_Row | None]]]]] = {}
         self._task: asyncio.Task[None] | None = None
-        self._one_by_one: set[str] = set()  # tables the batched statement failed for
+        self._one_by_one: set[str] = set()  # tables whose key the ids cannot be compared with
         self.round_trips = 0  # statements sent
         self.reads = 0  # profiles asked for through them
 
@@ -201,6 +209,11 @@ class _Batch:
             while self._pending:
                 batch, self._pending = self._pending, {}
                 await asyncio.gather(*(self._table(one, *what) for one, what in batch.items()))
+        except BaseException as exc:  # cancelled (the loop is closing): nobody is left waiting
+            pending, self._pending = self._pending, {}
+            for _many, callers in pending.values():
+                _settle(callers, exc)
+            raise
         finally:
             self._task = None
 
@@ -209,24 +222,26 @@ class _Batch:
     ) -> None:
         ids = list(callers)
         try:
-            if len(ids) == 1:
-                found = {ids[0]: await self._one(one, ids[0])}
-            else:
-                rows = await self.raw.rows(many, (ids,))
-                self.round_trips += 1
-                self.reads += len(ids)
-                found = {row[-1]: row[:-1] for row in rows}
-        except Exception as exc:
-            if len(ids) > 1 and not database_down(exc):
-                # the batched statement is what failed (an id the key's type refuses):
-                # each caller gets what its own read gets, and the table is read one by
-                # one from now on
-                self._one_by_one.add(one)
+            try:
+                if len(ids) == 1:
+                    found = {ids[0]: await self._one(one, ids[0])}
+                else:
+                    rows = await self.raw.rows(many, (ids,))
+                    self.round_trips += 1
+                    self.reads += len(ids)
+                    found = {row[-1]: row[:-1] for row in rows}
+            except Exception as exc:
+                if len(ids) == 1 or database_down(exc):
+                    _settle(callers, exc)  # (every one of the reads would fail alike)
+                    return
+                # refused for one id (text where the key is a number, a domain's check):
+                # each caller gets what its own read gets; and if the key's type cannot be
+                # compared with the ids' text at all, one by one from now on
+                if getattr(exc, "sqlstate", None) in _NO_COMPARISON:
+                    self._one_by_one.add(one)
                 await asyncio.gather(*(self._each(one, i, callers[i]) for i in ids))
                 return
-            _settle(callers, exc)
-            return
-        except BaseException as exc:
+        except BaseException as exc:  # cancelled: the callers are told, not left waiting
             _settle(callers, exc)
             raise
         for profile_id, futures in callers.items():
