@@ -108,3 +108,23 @@ def test_the_memory_store_is_bounded() -> None:
 
 async def _ids(store: MemorySessions) -> list[str]:
     return [s for s in ("s0", "s1", "s2", "s3", "s4", "s5") if await store.get("e", s)]
+
+
+def test_a_contact_with_the_longest_event_id_logs_every_offer_once(api: TestClient) -> None:
+    """An event id of the most characters allowed: each offer's contact gets an id that
+    still fits (the history's column holds 128), stored once however often it is sent."""
+    api.post("/v1/sessions", json={"session_id": "s-1", "profile_id": "C0000042"})
+    answer = api.post(
+        "/v1/decisions",
+        json={"session_id": "s-1", "placements": [{"placement": "web_account_sidebar"}]},
+    ).json()
+    offers = answer["placements"][0]["offers"]
+    contact = {"name": "contact", "session_id": "s-1", "event_id": "é" * 128}
+    first = api.post("/v1/events", json=contact)
+    assert first.status_code == 200, first.text
+    ids = [r["event_id"] for r in first.json()["results"]]
+    assert first.json()["stored"] == len(offers) > 1
+    assert len(set(ids)) == len(ids) and all(len(i) <= 128 for i in ids)
+    again = api.post("/v1/events", json=contact).json()
+    assert (again["stored"], again["duplicates"]) == (0, len(offers))
+    assert [r["event_id"] for r in again["results"]] == ids

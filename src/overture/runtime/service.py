@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import math
 import random
 import secrets
@@ -58,6 +59,7 @@ from overture.runtime.sessions import Session, SessionStore
 __all__ = ["NotServed", "Runtime", "SessionNotFound", "Unavailable"]
 
 MAX_PROFILE_ID = 128  # what the history's columns hold (schemas.Text)
+MAX_EVENT_ID = 128
 RACE_MEMORY = 60.0  # seconds a lost claim keeps the node checking cached versions
 
 # Why a decision is degraded (its answer's `degraded`), and what its warning tells people
@@ -723,9 +725,21 @@ def _expand_contacts(live: LivePlan, events: list[EventIn], session: Session) ->
             out.append(event)
             continue
         for i, code in enumerate(session.last):
-            event_id = f"{event.event_id}.{i + 1}" if event.event_id else None
+            event_id = _contact_id(event.event_id, i + 1) if event.event_id else None
             out.append(msgspec.structs.replace(event, tracking_code=code, event_id=event_id))
     return out
+
+
+def _contact_id(event_id: str, n: int) -> str:
+    """The id of the `n`th offer's contact logged by event `event_id`: `<id>.<n>`, or, when
+    that would not fit the history's column (an id of up to MAX_EVENT_ID characters is
+    accepted), the id cut short and a digest of it whole, so that it stays unique and the
+    same each time the event is sent (stored once)."""
+    derived = f"{event_id}.{n}"
+    if len(derived) <= MAX_EVENT_ID:
+        return derived
+    tail = f"~{hashlib.sha256(event_id.encode()).hexdigest()[:16]}.{n}"
+    return event_id[: MAX_EVENT_ID - len(tail)] + tail
 
 
 def _inline_id(profile: Mapping[str, Any], audience: Audience) -> str | None:
