@@ -160,3 +160,29 @@ def test_reads_stopped_midway_tell_their_callers(database: Database) -> None:
 
     told = asyncio.run(stopped())
     assert told <= {"cancelled", asyncio.CancelledError}, told
+
+
+def test_a_profile_column_named_like_the_batchs_own_is_read(database: Database) -> None:
+    """The batched statement names its own column `overture_id`: a profile table may have
+    one too, and it is read as any other column, still in one statement."""
+    with database.engine.begin() as conn:
+        conn.execute(
+            text("CREATE TABLE people (customer_id VARCHAR(20) PRIMARY KEY, overture_id TEXT)")
+        )
+        conn.execute(text("INSERT INTO people VALUES ('C1', 'mine'), ('C2', 'yours')"))
+    audience = Audience.model_validate(
+        {
+            "name": "customer",
+            "id_field": "customer_id",
+            "profile_table": "people",
+            "fields": {"customer_id": "string", "overture_id": "string"},
+        }
+    )
+    together, batch = asyncio.run(_together(database, audience, ["C2", "C1", "C3"]))
+    assert together == [
+        {"customer_id": "C2", "overture_id": "yours"},
+        {"customer_id": "C1", "overture_id": "mine"},
+        None,
+    ]
+    if batch is not None:
+        assert batch.round_trips == 1

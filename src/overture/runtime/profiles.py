@@ -130,8 +130,9 @@ class ProfileSource:
                     key_type = conn.execute(_KEY_TYPE, {"t": f'"{table}"', "c": id_field})
                     found = key_type.scalar()
                 if found is not None:
+                    columns_of_table = ", ".join(f'"{table}"."{n}"' for n in names)
                     many = (
-                        f"SELECT {read}, asked.overture_id FROM unnest(?::text[]) "
+                        f"SELECT {columns_of_table}, asked.overture_id FROM unnest(?::text[]) "
                         f'AS asked(overture_id) JOIN "{table}" '
                         f'ON "{table}"."{id_field}" = asked.overture_id::{found}'
                     )
