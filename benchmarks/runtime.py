@@ -108,8 +108,7 @@ def _cpu_seconds(pid: int) -> float:
     while todo:
         current = todo.pop()
         try:
-            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+            total += _stat_cpu(Path(f"/proc/{current}/stat").read_text())
             for task in Path(f"/proc/{current}/task").iterdir():
                 todo.extend(int(c) for c in (task / "children").read_text().split())
         except (OSError, IndexError, ValueError):
@@ -131,9 +130,14 @@ def _services_cpu() -> float:
             continue
         name = stat[stat.find("(") + 1 : stat.rfind(")")]
         if name.startswith(("postgres", "redis-server")):
-            fields = stat.rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / _TICK
+            total += _stat_cpu(stat)
     return total
+
+
+def _stat_cpu(stat: str) -> float:
+    """The CPU seconds (user + system) a /proc/PID/stat text tells."""
+    fields = stat.rsplit(")", 1)[1].split()  # (after the name, which may hold spaces)
+    return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
 
 
 def _children_cpu() -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from starlette.testclient import TestClient
 
@@ -28,15 +29,21 @@ def test_a_session_carries_the_profile_and_its_answers(api: TestClient) -> None:
     assert session["last"] == codes and session["context"] == {"device": "mobile"}
 
 
-def test_a_contact_without_tracking_code_logs_every_offer_of_the_last_answer(
-    api: TestClient,
-) -> None:
+def _answered_in_a_session(api: TestClient) -> list[dict[str, Any]]:
+    """The offers of a decision in session s-1 (a known customer's, on the sidebar)."""
     api.post("/v1/sessions", json={"session_id": "s-1", "profile_id": "C0000042"})
     answer = api.post(
         "/v1/decisions",
         json={"session_id": "s-1", "placements": [{"placement": "web_account_sidebar"}]},
     ).json()
-    offers = answer["placements"][0]["offers"]
+    offers: list[dict[str, Any]] = answer["placements"][0]["offers"]
+    return offers
+
+
+def test_a_contact_without_tracking_code_logs_every_offer_of_the_last_answer(
+    api: TestClient,
+) -> None:
+    offers = _answered_in_a_session(api)
     result = api.post(
         "/v1/events", json={"name": "contact", "session_id": "s-1", "event_id": "c"}
     ).json()
@@ -113,12 +120,7 @@ async def _ids(store: MemorySessions) -> list[str]:
 def test_a_contact_with_the_longest_event_id_logs_every_offer_once(api: TestClient) -> None:
     """An event id of the most characters allowed: each offer's contact gets an id that
     still fits (the history's column holds 128), stored once however often it is sent."""
-    api.post("/v1/sessions", json={"session_id": "s-1", "profile_id": "C0000042"})
-    answer = api.post(
-        "/v1/decisions",
-        json={"session_id": "s-1", "placements": [{"placement": "web_account_sidebar"}]},
-    ).json()
-    offers = answer["placements"][0]["offers"]
+    offers = _answered_in_a_session(api)
     contact = {"name": "contact", "session_id": "s-1", "event_id": "é" * 128}
     first = api.post("/v1/events", json=contact)
     assert first.status_code == 200, first.text

@@ -9,7 +9,8 @@ order. Each caller still gets its own answer or its own error; a failure of the
 connection fails every call of that pipeline, as it would have failed each of them.
 
 It is the recorder's group commit (recorder.py), for Redis: nothing waits for a batch to
-fill, the batch is whatever arrived while the previous one was on the wire.
+fill, the batch is whatever arrived while the previous one was on the wire (store/turns.py,
+which PostgreSQL's profile reads use too).
 """
 
 from __future__ import annotations
@@ -21,50 +22,30 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
-_Call = tuple[AsyncScript, list[Any], list[Any], "asyncio.Future[Any]"]
+from overture.store.turns import TurnBatch
+
+_Script = tuple[AsyncScript, list[Any], list[Any]]
 
 
-class ScriptBatch:
+class ScriptBatch(TurnBatch[_Script, Any]):
     def __init__(self, redis: Redis) -> None:
+        super().__init__()
         self.redis = redis
-        self._pending: list[_Call] = []
-        self._task: asyncio.Task[None] | None = None
         self.round_trips = 0  # pipelines sent
         self.calls = 0  # script calls answered through them
 
     async def call(self, script: AsyncScript, keys: list[Any], args: list[Any]) -> Any:
         """`script(keys, args)`, sent with the other calls of this turn of the loop."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._pending.append((script, keys, args, future))
-        if self._task is None:
-            self._task = loop.create_task(self._send())
-        return await future
+        return await self._call((script, keys, args))
 
-    async def _send(self) -> None:
-        try:
-            while self._pending:
-                batch, self._pending = self._pending, []
-                await self._pipeline(batch)
-        finally:
-            self._task = None
-
-    async def _pipeline(self, batch: list[_Call]) -> None:
-        try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for script, keys, args, _future in batch:
-                    pipe.evalsha(script.sha, len(keys), *keys, *args)
-                results = await pipe.execute(raise_on_error=False)
-        except BaseException as exc:  # the connection failed: every call of it fails
-            for *_rest, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
+    async def _handle(self, batch: list[tuple[_Script, asyncio.Future[Any]]]) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:  # a failure fails them all
+            for (script, keys, args), _future in batch:
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            results = await pipe.execute(raise_on_error=False)
         self.round_trips += 1
         self.calls += len(batch)
-        for (script, keys, args, future), answer in zip(batch, results, strict=True):
+        for ((script, keys, args), future), answer in zip(batch, results, strict=True):
             if future.done():  # the caller went away
                 continue
             result = answer

@@ -31,6 +31,7 @@ from overture.catalog import Audience
 from overture.history.failures import DatabaseDown, DependencyState, database_down
 from overture.store import Database
 from overture.store.raw import Reader
+from overture.store.turns import TurnBatch, settle
 
 
 class ProfileTableError(LookupError):
@@ -180,14 +181,16 @@ _NO_COMPARISON = ("42883", "42846")
 _Row = tuple[Any, ...]
 
 
-class _Batch:
+_Read = tuple[str, str, str]  # the single read's statement, the batched one, the id
+_Callers = dict[str, list[asyncio.Future[_Row | None]]]  # by profile id
+
+
+class _Batch(TurnBatch[_Read, _Row | None]):
     """PostgreSQL: the profile reads of one turn of the loop, one statement per table."""
 
     def __init__(self, raw: Reader) -> None:
+        super().__init__()
         self.raw = raw
-        # by the single read's statement: the batched one, and the callers by profile id
-        self._pending: dict[str, tuple[str, dict[str, list[asyncio.Future[_Row | None]]]]] = {}
-        self._task: asyncio.Task[None] | None = None
         self._one_by_one: set[str] = set()  # tables whose key the ids cannot be compared with
         self.round_trips = 0  # statements sent
         self.reads = 0  # profiles asked for through them
@@ -197,54 +200,36 @@ class _Batch:
         the other ids of this turn through `many` (their rows, each with its id)."""
         if one in self._one_by_one:
             return await self._one(one, profile_id)
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[_Row | None] = loop.create_future()
-        callers = self._pending.setdefault(one, (many, {}))[1]
-        callers.setdefault(profile_id, []).append(future)
-        if self._task is None:
-            self._task = loop.create_task(self._send())
-        return await future
+        return await self._call((one, many, profile_id))
 
-    async def _send(self) -> None:
-        try:
-            while self._pending:
-                batch, self._pending = self._pending, {}
-                await asyncio.gather(*(self._table(one, *what) for one, what in batch.items()))
-        except BaseException as exc:  # cancelled (the loop is closing): nobody is left waiting
-            pending, self._pending = self._pending, {}
-            for _many, callers in pending.values():
-                _settle(callers, exc)
-            raise
-        finally:
-            self._task = None
+    async def _handle(self, batch: list[tuple[_Read, asyncio.Future[_Row | None]]]) -> None:
+        tables: dict[str, tuple[str, _Callers]] = {}
+        for (one, many, profile_id), future in batch:
+            tables.setdefault(one, (many, {}))[1].setdefault(profile_id, []).append(future)
+        await asyncio.gather(*(self._table(one, *what) for one, what in tables.items()))
 
-    async def _table(
-        self, one: str, many: str, callers: dict[str, list[asyncio.Future[_Row | None]]]
-    ) -> None:
+    async def _table(self, one: str, many: str, callers: _Callers) -> None:
         ids = list(callers)
         try:
-            try:
-                if len(ids) == 1:
-                    found = {ids[0]: await self._one(one, ids[0])}
-                else:
-                    rows = await self.raw.rows(many, (ids,))
-                    self.round_trips += 1
-                    self.reads += len(ids)
-                    found = {row[-1]: row[:-1] for row in rows}
-            except Exception as exc:
-                if len(ids) == 1 or database_down(exc):
-                    _settle(callers, exc)  # (every one of the reads would fail alike)
-                    return
-                # refused for one id (text where the key is a number, a domain's check):
-                # each caller gets what its own read gets; and if the key's type cannot be
-                # compared with the ids' text at all, one by one from now on
-                if getattr(exc, "sqlstate", None) in _NO_COMPARISON:
-                    self._one_by_one.add(one)
-                await asyncio.gather(*(self._each(one, i, callers[i]) for i in ids))
+            if len(ids) == 1:
+                found = {ids[0]: await self._one(one, ids[0])}
+            else:
+                rows = await self.raw.rows(many, (ids,))
+                self.round_trips += 1
+                self.reads += len(ids)
+                found = {row[-1]: row[:-1] for row in rows}
+        except Exception as exc:
+            if len(ids) == 1 or database_down(exc):
+                # (every one of the reads would fail alike)
+                settle((f for futures in callers.values() for f in futures), exc)
                 return
-        except BaseException as exc:  # cancelled: the callers are told, not left waiting
-            _settle(callers, exc)
-            raise
+            # refused for one id (text where the key is a number, a domain's check): each
+            # caller gets what its own read gets; and if the key's type cannot be compared
+            # with the ids' text at all, one by one from now on
+            if getattr(exc, "sqlstate", None) in _NO_COMPARISON:
+                self._one_by_one.add(one)
+            await asyncio.gather(*(self._each(one, i, callers[i]) for i in ids))
+            return
         for profile_id, futures in callers.items():
             for future in futures:
                 if not future.done():
@@ -262,16 +247,8 @@ class _Batch:
         try:
             found = await self._one(one, profile_id)
         except Exception as exc:
-            _settle({profile_id: futures}, exc)
+            settle(futures, exc)
             return
         for future in futures:
             if not future.done():
                 future.set_result(found)
-
-
-def _settle(callers: dict[str, list[asyncio.Future[_Row | None]]], exc: BaseException) -> None:
-    """Every caller gets `exc` (a failure of the read they share)."""
-    for futures in callers.values():
-        for future in futures:
-            if not future.done():
-                future.set_exception(exc)
