@@ -3,7 +3,7 @@ clients without HTTP, so that a change to the runtime can be measured on a machi
 speed drifts.
 
     python -m benchmarks.inprocess [--rounds 8] [--decisions 2500] [--clients 32]
-                                   [--events] [--profile] [--redis]
+                                   [--events] [--profile] [--redis] [--pair]
 
 The wrk benchmark (benchmarks/runtime.py) gives requests per second, which on this 2-core
 machine drift by ±25 % within minutes, and which also pay for uvicorn and the kernel. This
@@ -13,6 +13,12 @@ and two-placement requests as the wrk benchmark, with every proposition recorded
 or PostgreSQL + Redis with `--redis` when the test URLs are set). `--profile` prints where
 one round's time goes (cProfile, by own time). To compare two versions, run each in
 alternation (A B A B) and compare the minima.
+
+`--pair` tells what a second worker process costs each one, SQLite, and why: the same
+measurement (each process's median round, the rounds of both run at the same time) made
+by one process alone, then by two at once each on a file of its own (what
+the machine gives two processes: cores, caches), then by two at once on one shared file
+(what `overture serve --workers 2` does: each process also sees the other's writes).
 """
 
 from __future__ import annotations
@@ -21,10 +27,12 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import io
 import os
 import pstats
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -157,8 +165,12 @@ async def measure(options: argparse.Namespace) -> dict[str, Any]:
     """Run the rounds `options` asks for (see main); print each; return the figures."""
     from benchmarks.runtime import prepare
 
-    with _database(options.redis) as (url, redis_url, prefix):
-        key = prepare(Database(url), options.customers)
+    with contextlib.ExitStack() as stack:
+        if options.database:  # prepared by the caller (--pair)
+            url, redis_url, prefix, key = options.database, None, "overture", options.key
+        else:
+            url, redis_url, prefix = stack.enter_context(_database(options.redis))
+            key = prepare(Database(url), options.customers)
         settings = RuntimeSettings(
             database=url,
             environments=["staging"],
@@ -183,6 +195,8 @@ async def measure(options: argparse.Namespace) -> dict[str, Any]:
             n = options.decisions // clients * clients  # each client sends as many
             target = Target(app, path, key, bodies)
             await _round(target, n, clients)  # warm the caches
+            if options.start_at:  # --pair: the processes' rounds at the same time
+                await asyncio.sleep(max(0.0, options.start_at - time.time()))
             cpu_per: list[float] = []
             worst: list[float] = []
             rates: list[float] = []
@@ -239,11 +253,82 @@ def parser() -> argparse.ArgumentParser:
     found.add_argument("--redis", action="store_true", help="PostgreSQL + Redis")
     found.add_argument("--profile", action="store_true", help="cProfile one more round")
     found.add_argument("--top", type=int, default=35)
+    found.add_argument(
+        "--pair", action="store_true", help="one process, two on own files, two on one file"
+    )
+    found.add_argument("--database", help=argparse.SUPPRESS)  # --pair's processes
+    found.add_argument("--key", default="", help=argparse.SUPPRESS)
+    found.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
+    found.add_argument("--start-at", type=float, default=0.0, help=argparse.SUPPRESS)
     return found
 
 
+def pair(options: argparse.Namespace) -> dict[str, float]:
+    """CPU µs per decision of each process: alone, two on own files, two sharing one
+    file (each figure the mean over the processes of their median round)."""
+    from benchmarks.runtime import prepare
+
+    def run(urls_and_keys: list[tuple[str, str]]) -> float:
+        # Both start their rounds at once, and each reports its median round: a process
+        # that finished first would leave the other's last rounds alone (and its minimum
+        # would be the figure of one process alone).
+        start_at = time.time() + 20 + options.customers / 1000
+        command = [sys.executable, "-m", "benchmarks.inprocess", "--quiet"]
+        command += ["--start-at", str(start_at)]
+        command += ["--rounds", str(options.rounds), "--decisions", str(options.decisions)]
+        command += ["--clients", str(options.clients), "--customers", str(options.customers)]
+        processes = [
+            subprocess.Popen(
+                [*command, "--database", url, "--key", key], stdout=subprocess.PIPE, text=True
+            )
+            for url, key in urls_and_keys
+        ]
+        medians = []
+        for process in processes:
+            out, _ = process.communicate()
+            if process.returncode != 0:
+                raise RuntimeError(f"a measuring process failed ({process.returncode})")
+            medians.append(float(out.split()[-1]))
+        return statistics.fmean(medians)
+
+    with tempfile.TemporaryDirectory() as folder:
+        made = []
+        for name in ("a", "b"):
+            url = Database(str(Path(folder) / f"{name}.db")).url
+            made.append((url, prepare(Database(url), options.customers)))
+        out = {
+            "alone": run(made[:1]),
+            "own_files": run(made),
+            "one_file": run([made[0], made[0]]),
+        }
+    alone = out["alone"]
+    print(f"CPU µs per decision of each process (SQLite, median of {options.rounds} rounds):")
+    print(f"  one process alone                   {alone:6.0f}")
+    for key, label in (
+        ("own_files", "two at once, a file each"),
+        ("one_file", "two at once, one file"),
+    ):
+        print(f"  {label:<35} {out[key]:6.0f}  ({out[key] / alone - 1:+.0%})")
+    print(
+        f"a second worker's cost: the machine's {out['own_files'] / alone - 1:+.0%}, "
+        f"sharing the file {out['one_file'] / out['own_files'] - 1:+.0%}"
+    )
+    return out
+
+
 def main() -> None:
-    asyncio.run(measure(parser().parse_args()))
+    options = parser().parse_args()
+    if options.pair:
+        pair(options)
+        return
+    if options.quiet:  # a --pair process: only its median round, last
+        with contextlib.redirect_stdout(io.StringIO()):
+            result = asyncio.run(measure(options))
+        if set(result["statuses"]) - {200, 202}:
+            sys.exit(f"not every request was answered: {result['statuses']}")
+        print(statistics.median(result["cpu_us"]))
+        return
+    asyncio.run(measure(options))
 
 
 if __name__ == "__main__":

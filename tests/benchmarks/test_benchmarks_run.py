@@ -45,3 +45,17 @@ def test_in_process_runtime_benchmark_runs_and_every_request_is_answered() -> No
         result = asyncio.run(inprocess.measure(options))
         assert set(result["statuses"]) <= {200, 202} and sum(result["statuses"].values()) == 64
         assert result["cpu_us"][0] > 0
+
+
+@pytest.mark.slow
+def test_in_process_pair_measures_one_and_two_processes() -> None:
+    """Two processes on one SQLite file, as `--workers 2`: each answers every request (a
+    failed process fails the run) and the three figures are reported."""
+    from benchmarks import inprocess
+
+    options = inprocess.parser().parse_args(
+        ["--pair", "--rounds", "1", "--decisions", "64", "--clients", "8", "--customers", "200"]
+    )
+    result = inprocess.pair(options)
+    assert set(result) == {"alone", "own_files", "one_file"}
+    assert all(us > 0 for us in result.values())
