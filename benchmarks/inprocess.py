@@ -31,6 +31,7 @@ import io
 import os
 import pstats
 import random
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -292,14 +293,23 @@ def pair(options: argparse.Namespace) -> dict[str, float]:
         return statistics.fmean(medians)
 
     with tempfile.TemporaryDirectory() as folder:
-        made = []
-        for name in ("a", "b"):
-            url = Database(str(Path(folder) / f"{name}.db")).url
-            made.append((url, prepare(Database(url), options.customers)))
+        template = Path(folder) / "template.db"
+        key = prepare(Database(str(template)), options.customers)
+
+        def fresh(name: str) -> tuple[str, str]:
+            """A copy of the prepared database: each run starts from the same history."""
+            path = Path(folder) / f"{name}.db"
+            with (
+                contextlib.closing(sqlite3.connect(template)) as source,
+                contextlib.closing(sqlite3.connect(path)) as copy,
+            ):
+                source.backup(copy)
+            return Database(str(path)).url, key
+
         out = {
-            "alone": run(made[:1]),
-            "own_files": run(made),
-            "one_file": run([made[0], made[0]]),
+            "alone": run([fresh("alone")]),
+            "own_files": run([fresh("own-a"), fresh("own-b")]),
+            "one_file": run([fresh("shared")] * 2),
         }
     alone = out["alone"]
     print(f"CPU µs per decision of each process (SQLite, median of {options.rounds} rounds):")
