@@ -273,7 +273,7 @@ def pair(options: argparse.Namespace) -> dict[str, float]:
         # Both start their rounds at once, and each reports its median round: a process
         # that finished first would leave the other's last rounds alone (and its minimum
         # would be the figure of one process alone).
-        start_at = time.time() + 20 + options.customers / 1000
+        start_at = time.time() + 8 + options.customers / 1000  # started and warm by then
         command = [sys.executable, "-m", "benchmarks.inprocess", "--quiet"]
         command += ["--start-at", str(start_at)]
         command += ["--rounds", str(options.rounds), "--decisions", str(options.decisions)]
