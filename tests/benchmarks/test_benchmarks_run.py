@@ -59,3 +59,12 @@ def test_in_process_pair_measures_one_and_two_processes() -> None:
     result = inprocess.pair(options)
     assert set(result) == {"alone", "own_files", "one_file"}
     assert all(us > 0 for us in result.values())
+
+
+@pytest.mark.slow
+def test_history_reads_benchmark_runs() -> None:
+    from benchmarks import history_reads
+
+    result = history_reads.measure(customers=200, rounds=1, profiles=50)
+    assert result["profiles"] > 0 and result["entries"] > 0
+    assert all(v > 0 for k, v in result.items() if k.startswith(("statement", "moved", "not")))

@@ -628,6 +628,67 @@ def test_counts_are_the_same_after_a_restart(backend: Backend) -> None:
     asyncio.run(main())
 
 
+def test_a_refreshed_history_is_what_a_fresh_read_gives(backend: Backend) -> None:
+    """A node's cached history brought up to date (Ledger.refresh: on SQLite, only what
+    was written since it was read) counts exactly what reading it whole counts, however
+    this node's own claims, another node's claims and events (one dated back) alternate;
+    and it is the cached object itself while nothing else changed it."""
+    now = _now()
+
+    async def fresh(ledger: Ledger) -> ProfileHistory:
+        return await ledger.load(LIVE, "visitor", "p1")
+
+    async def test(ledger: Ledger) -> None:
+        cached = await fresh(ledger)
+
+        async def own(offers: list[tuple[str, str]]) -> None:
+            # as the runtime does once its claim holds: recorded in the cached history
+            claim = _claim("p1", offers, now, cached.version)
+            result = await ledger.claim(claim)
+            assert result.ok and result.version is not None
+            cached.version = result.version
+            cached.record(*claim.entries)
+
+        async def other_node() -> None:
+            # (offer A is held to 2 a day by inventory, B to 3 in all: C is free)
+            await _propose(ledger, "p1", [("C", "newsletter")], now)
+            await _propose(ledger, "p2", [("C", "newsletter")], now)  # another profile's rows
+
+        steps: list[Callable[[], Awaitable[object]]] = [
+            lambda: own([("A", "banner")]),
+            other_node,
+            lambda: own([("C", "newsletter")]),
+            lambda: own([("B", "banner")]),
+            other_node,
+            lambda: ledger.record_events(
+                ENV,
+                [
+                    _event("p1", "rejected", "A", now - dt.timedelta(days=3)),  # dated back
+                    _event("p1", "accepted", "C", now),
+                ],
+            ),
+            other_node,
+            lambda: own([("A", "newsletter")]),
+        ]
+        for step in steps:
+            await step()
+            refreshed = await ledger.refresh(LIVE, "visitor", "p1", cached)
+            whole = await fresh(ledger)
+            assert refreshed.version == whole.version
+            assert _entries(refreshed) == _entries(whole)
+            assert _counts(refreshed, now) == _counts(whole, now)
+            if refreshed.version == cached.version:
+                assert refreshed is cached  # only this node's claims since: nothing read
+            cached = refreshed
+        assert _counts(cached, now)["A this week"] == 2
+        assert _counts(cached, now)["email this week"] == 5
+        assert _counts(cached, now)["A rejected this month"] == 1
+        if backend.name == "sqlite":  # read past the last ids it had (sql_ledger.py)
+            assert cached.after[0] > 0 and cached.after[1] > 0
+
+    backend.run(test)
+
+
 # The same writes read under deployments whose policies look back differently: how many
 # entries each of p0..p5 counts (test_the_set_based_history_equals_each_profiles_own).
 LOOKBACKS = {

@@ -182,8 +182,11 @@ def every_profile(
 class ProfileQuery:
     """One profile's version and counted history in one statement, for the driver.
 
-    Rows are (kind, offer_code, categories, channel, at, version): the first, of kind `v`,
-    carries the version (when the profile has one); the others are entries."""
+    Rows are (kind, offer_code, categories, channel, at, number, table): the first, of kind
+    `v`, carries the version in `number` (when the profile has one); the others are
+    entries, with their row's id in `number` and `p` (propositions) or `e` (events) in
+    `table`. A query made `after` reads only the entries whose ids are past the given
+    ones: what was written since a history was read (SQLite only: sql_ledger.py says why)."""
 
     sql: str  # with ? placeholders (store/raw.py gives psycopg its own)
     names: tuple[str, ...]  # the parameters, in the order of the placeholders
@@ -196,8 +199,12 @@ class ProfileQuery:
         profile_id: str,
         now: dt.datetime,
         time: Callable[[dt.datetime], Any],
+        *,
+        after: tuple[int, int] = (0, 0),
     ) -> tuple[Any, ...]:
-        """The statement's parameters (`time`: how the driver takes a time: raw.Reader.time)."""
+        """The statement's parameters (`time`: how the driver takes a time: raw.Reader.time;
+        `after`: the last proposition's and event's ids already read, for a query made
+        `after`)."""
         presented, responses, events = _since(self.lookback, now)
         values = {
             "environment": environment,
@@ -206,14 +213,16 @@ class ProfileQuery:
             "presented_since": presented,
             "responses_since": responses,
             "events_since": events,
+            "presented_after": after[0],
+            "events_after": after[1],
         }
         return tuple(time(values[n]) if n.endswith("_since") else values[n] for n in self.names)
 
 
 @functools.lru_cache(maxsize=64)
-def profile_query(lookback: Lookback, dialect: str) -> ProfileQuery:
+def profile_query(lookback: Lookback, dialect: str, *, after: bool = False) -> ProfileQuery:
     """The driver statement of the counted history for one profile (`dialect`: sqlite or
-    postgresql), made once per lookback."""
+    postgresql), made once per lookback; `after`: only the entries past given row ids."""
     presented, responses, events = _since(lookback, dt.datetime(2000, 1, 1))
     f = _Filter(
         bindparam("environment"),
@@ -223,25 +232,37 @@ def profile_query(lookback: Lookback, dialect: str) -> ProfileQuery:
         bindparam("responses_since") if responses is not None else None,
         bindparam("events_since") if events is not None else None,
     )
+    who = (
+        V.c.environment == f.environment,
+        V.c.audience == f.audience,
+        V.c.profile_id == f.profile_id,
+    )
     parts: list[Select[Any]] = [
-        select(_text("v"), null(), null(), null(), null(), V.c.version).where(
-            V.c.environment == f.environment,
-            V.c.audience == f.audience,
-            V.c.profile_id == f.profile_id,
-        )
+        select(_text("v"), null(), null(), null(), null(), V.c.version, null()).where(*who)
     ]
     if lookback.presented is not None:
         where, at = _propositions(f)
+        if after:
+            where.append(P.c.id > bindparam("presented_after"))
         parts.append(
             select(
-                _text("presented"), P.c.offer_code, P.c.categories, P.c.channel, at, null()
+                _text("presented"),
+                P.c.offer_code,
+                P.c.categories,
+                P.c.channel,
+                at,
+                P.c.id,
+                _text("p"),
             ).where(*where)
         )
     if lookback.counts_anything:
+        where = _events(lookback, f)
+        if after:
+            where.append(E.c.id > bindparam("events_after"))
         parts.append(
-            select(E.c.kind, E.c.offer_code, E.c.categories, E.c.channel, E.c.at, null()).where(
-                *_events(lookback, f)
-            )
+            select(
+                E.c.kind, E.c.offer_code, E.c.categories, E.c.channel, E.c.at, E.c.id, _text("e")
+            ).where(*where)
         )
     statement = union_all(*parts)
     chosen = (

@@ -68,11 +68,18 @@ class ProfileHistory:
     once claimed) updates the index in place, so a profile's next decision does not index
     its history again."""
 
-    __slots__ = ("_index", "items", "version")
+    __slots__ = ("_index", "after", "items", "read", "version")
 
-    def __init__(self, version: int, items: tuple[_Item, ...] = ()) -> None:
+    def __init__(
+        self, version: int, items: tuple[_Item, ...] = (), after: tuple[int, int] = (0, 0)
+    ) -> None:
         self.version = version
         self.items = items
+        # What was read from the database (the first `read` items) and the last proposition
+        # and event ids among them; the node's own claims are recorded after them. A
+        # database ledger reads what was written since, instead of it all again (SqlLedger).
+        self.read = len(items)
+        self.after = after
         self._index: dict[_Key, tuple[dt.datetime, ...]] | None = None
 
     @classmethod
@@ -257,6 +264,15 @@ class EventRecord:
     entry: Entry | None  # when it counts for presentation policies
 
 
+async def refreshed(
+    ledger: Ledger, live: LivePlan, audience: str, profile_id: str, cached: ProfileHistory
+) -> ProfileHistory:
+    """Ledger.refresh by reading the version, and the whole history when it moved."""
+    if await ledger.version(live.environment, audience, profile_id) == cached.version:
+        return cached
+    return await ledger.load(live, audience, profile_id)
+
+
 class Ledger(Protocol):
     async def start(self) -> None: ...
 
@@ -286,6 +302,14 @@ class Ledger(Protocol):
     async def version(self, environment: str, audience: str, profile_id: str) -> int:
         """The profile's version now (0: nothing recorded yet): one small read, to tell
         whether a history cached by this node is still current."""
+        ...
+
+    async def refresh(
+        self, live: LivePlan, audience: str, profile_id: str, cached: ProfileHistory
+    ) -> ProfileHistory:
+        """The profile's counted history now, given one this node read before (with its own
+        claims recorded since): `cached` itself when its version is still current, else the
+        history as it is now (another node or worker changed it)."""
         ...
 
     async def claim(self, claim: Claim) -> ClaimResult: ...

@@ -62,7 +62,14 @@ from overture.history.failures import (
     reason,
     redis_down,
 )
-from overture.history.ledger import Claim, ClaimResult, Entry, EventRecord, ProfileHistory
+from overture.history.ledger import (
+    Claim,
+    ClaimResult,
+    Entry,
+    EventRecord,
+    ProfileHistory,
+    refreshed,
+)
 from overture.history.recorder import Recorder, rolled_back
 from overture.history.redis_batch import ScriptBatch
 from overture.history.sql_ledger import SqlLedger, insert_propositions
@@ -368,6 +375,12 @@ class RedisLedger(SqlLedger):
             for i in range(0, len(items), 2)
         ]
         return ProfileHistory.of(int(version), entries)
+
+    async def refresh(
+        self, live: LivePlan, audience: str, profile_id: str, cached: ProfileHistory
+    ) -> ProfileHistory:
+        # the history is Redis's: its version, and the whole history when it moved
+        return await refreshed(self, live, audience, profile_id, cached)
 
     async def version(self, environment: str, audience: str, profile_id: str) -> int:
         self._usable()

@@ -314,9 +314,9 @@ class Runtime:
             if result.conflict:  # another node or worker changed this profile meanwhile
                 self._raced_at = time.monotonic()  # (a spent inventory is not a race)
                 if profile_key is not None:
-                    self._histories.pop(profile_key, None)
                     # it may be deciding for this profile right now: let it finish (a random
-                    # pause, so that two nodes do not keep colliding in step)
+                    # pause, so that two nodes do not keep colliding in step); the next
+                    # attempt brings the cached history up to date (_history)
                     await asyncio.sleep(random.uniform(0, 0.001 * (attempt + 1)))
             for offer, period, used in result.exhausted:
                 self.inventory.saw(env, offer, period, used)
@@ -390,20 +390,23 @@ class Runtime:
         race in the last RACE_MEMORY seconds), a cached history may be stale, and deciding
         with it would be wasted: the claim would lose and the decision be made again
         (a fifth of the decisions with two SQLite workers on random profiles). So then the
-        profile's version is read first, one small read, and the history again only when
-        it moved."""
+        ledger brings it up to date first (Ledger.refresh: one small read; the history,
+        or on SQLite what was written since, only when it moved)."""
         cached = self._histories.get(key)
         if cached is not None and cached[0] == live.lookback:
             history = cached[1]
             if time.monotonic() - self._raced_at > RACE_MEMORY:
                 self._histories.move_to_end(key)
                 return history
-            if await self.ledger.version(*key) == history.version:
+            current = await self.ledger.refresh(live, key[1], key[2], history)
+            if current is history:
                 # (the read may suspend: an event or an eviction may have dropped it since)
                 if self._histories.get(key) is cached:
                     self._histories.move_to_end(key)
                 return history
-        history = await self.ledger.load(live, key[1], key[2])
+            history = current
+        else:
+            history = await self.ledger.load(live, key[1], key[2])
         self._histories[key] = (live.lookback, history)
         if len(self._histories) > self._max_histories:
             self._histories.popitem(last=False)
