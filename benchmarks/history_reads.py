@@ -5,7 +5,7 @@ the version and then the whole history again.
 
 A node that has lost a claim to another worker on the same SQLite file checks each cached
 history before deciding (runtime/service.py `_history`); with two workers on random
-profiles, the other one has nearly always decided for the profile since. This fills a
+profiles, the other one has often decided for the profile since. This fills a
 database as the runtime benchmark does (the demo catalog, `--customers` profiles, the
 in-process benchmark's decisions for `--rounds` rounds), then, for `--profiles` of its
 profiles, times per profile (the best of five passes):
@@ -87,7 +87,7 @@ async def _time_reads(db: Database, path: Path, profiles: int) -> dict[str, Any]
             return (time.perf_counter() - start) / len(ids) * 1e6
 
         def two_new(h: ProfileHistory) -> tuple[int, int]:
-            return (h.after[0] - 1, h.after[1])  # the last two propositions' ids
+            return (h.after[0] - 2, h.after[1])  # past all but the last two propositions
 
         figures: dict[str, float] = {
             "statement: version": _best(

@@ -183,7 +183,7 @@ async def measure(options: argparse.Namespace) -> dict[str, Any]:
         app = create_server(node, design=False)
         await node.start()
         try:
-            rng = random.Random(7)
+            rng = random.Random(options.seed)
             counter = _Counter()
             customers = options.customers
             if options.events:
@@ -261,6 +261,7 @@ def parser() -> argparse.ArgumentParser:
     found.add_argument("--key", default="", help=argparse.SUPPRESS)
     found.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
     found.add_argument("--start-at", type=float, default=0.0, help=argparse.SUPPRESS)
+    found.add_argument("--seed", type=int, default=7, help="of the profiles asked for")
     return found
 
 
@@ -276,14 +277,16 @@ def pair(options: argparse.Namespace) -> dict[str, float]:
         start_at = time.time() + 8 + options.customers / 1000  # started and warm by then
         command = [sys.executable, "-m", "benchmarks.inprocess", "--quiet"]
         command += ["--start-at", str(start_at)]
-        decisions = options.decisions // share
+        decisions = max(options.clients, options.decisions // share)
         command += ["--rounds", str(options.rounds), "--decisions", str(decisions)]
         command += ["--clients", str(options.clients), "--customers", str(options.customers)]
-        processes = [
+        processes = [  # each its own profiles to ask for, as workers get different requests
             subprocess.Popen(
-                [*command, "--database", url, "--key", key], stdout=subprocess.PIPE, text=True
+                [*command, "--database", url, "--key", key, "--seed", str(7 + i)],
+                stdout=subprocess.PIPE,
+                text=True,
             )
-            for url, key in urls_and_keys
+            for i, (url, key) in enumerate(urls_and_keys)
         ]
         medians = []
         for process in processes:

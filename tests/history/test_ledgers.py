@@ -669,6 +669,16 @@ def test_a_refreshed_history_is_what_a_fresh_read_gives(backend: Backend) -> Non
             ),
             other_node,
             lambda: own([("A", "newsletter")]),
+            # a counted event outside the windows and one that does not count: the version
+            # moves (or not) with nothing new to count, after one of this node's claims
+            lambda: own([("C", "newsletter")]),
+            lambda: ledger.record_events(
+                ENV,
+                [
+                    _event("p1", "rejected", "C", now - dt.timedelta(days=40)),
+                    _event("p1", "presented", "C", now, tracking_code="t-1"),
+                ],
+            ),
         ]
         for step in steps:
             await step()
@@ -681,10 +691,42 @@ def test_a_refreshed_history_is_what_a_fresh_read_gives(backend: Backend) -> Non
                 assert refreshed is cached  # only this node's claims since: nothing read
             cached = refreshed
         assert _counts(cached, now)["A this week"] == 2
-        assert _counts(cached, now)["email this week"] == 5
+        assert _counts(cached, now)["email this week"] == 6
         assert _counts(cached, now)["A rejected this month"] == 1
         if backend.name == "sqlite":  # read past the last ids it had (sql_ledger.py)
             assert cached.after[0] > 0 and cached.after[1] > 0
+
+    backend.run(test)
+
+
+def test_a_refreshed_history_leaves_out_what_left_its_windows(backend: Backend) -> None:
+    """Brought up to date later, a cached history counts what a whole read counts then:
+    what it had read before and what has since left the windows (a presentation past the
+    week, a rejection past the month) is left out, as a whole read leaves it out."""
+    now = _now()
+    later = now + dt.timedelta(days=1, hours=1)
+
+    async def test(ledger: Ledger) -> None:
+        await _propose(ledger, "p1", [("A", "banner")], now - dt.timedelta(days=6, hours=12))
+        await _propose(ledger, "p1", [("C", "newsletter")], now - dt.timedelta(days=2))
+        await ledger.record_events(
+            ENV,
+            [
+                _event("p1", "rejected", "A", now - dt.timedelta(days=29, hours=12)),
+                _event("p1", "rejected", "C", now - dt.timedelta(days=3)),
+            ],
+        )
+        cached = await ledger.load(LIVE, "visitor", "p1", now)
+        assert _counts(cached, now)["A this week"] == 1
+        assert _counts(cached, now)["A rejected this month"] == 1
+        await _propose(ledger, "p1", [("B", "banner")], now + dt.timedelta(days=1))  # elsewhere
+        refreshed = await ledger.refresh(LIVE, "visitor", "p1", cached, now=later)
+        whole = await ledger.load(LIVE, "visitor", "p1", later)
+        assert refreshed.version == whole.version
+        assert _entries(refreshed) == _entries(whole)
+        assert _counts(refreshed, later) == _counts(whole, later)
+        assert _counts(refreshed, later)["A this week"] == 0
+        assert _counts(refreshed, later)["A rejected this month"] == 0
 
     backend.run(test)
 

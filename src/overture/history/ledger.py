@@ -265,12 +265,18 @@ class EventRecord:
 
 
 async def refreshed(
-    ledger: Ledger, live: LivePlan, audience: str, profile_id: str, cached: ProfileHistory
+    ledger: Ledger,
+    live: LivePlan,
+    audience: str,
+    profile_id: str,
+    cached: ProfileHistory,
+    *,
+    now: dt.datetime | None = None,
 ) -> ProfileHistory:
     """Ledger.refresh by reading the version, and the whole history when it moved."""
     if await ledger.version(live.environment, audience, profile_id) == cached.version:
         return cached
-    return await ledger.load(live, audience, profile_id)
+    return await ledger.load(live, audience, profile_id, now)
 
 
 class Ledger(Protocol):
@@ -305,11 +311,17 @@ class Ledger(Protocol):
         ...
 
     async def refresh(
-        self, live: LivePlan, audience: str, profile_id: str, cached: ProfileHistory
+        self,
+        live: LivePlan,
+        audience: str,
+        profile_id: str,
+        cached: ProfileHistory,
+        *,
+        now: dt.datetime | None = None,
     ) -> ProfileHistory:
-        """The profile's counted history now, given one this node read before (with its own
-        claims recorded since): `cached` itself when its version is still current, else the
-        history as it is now (another node or worker changed it)."""
+        """The profile's counted history at `now` (default: now), given one this node read
+        before (with its own claims recorded since): `cached` itself when its version is
+        still current, else the history as it is now (another node or worker changed it)."""
         ...
 
     async def claim(self, claim: Claim) -> ClaimResult: ...

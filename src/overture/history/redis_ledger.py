@@ -377,10 +377,16 @@ class RedisLedger(SqlLedger):
         return ProfileHistory.of(int(version), entries)
 
     async def refresh(
-        self, live: LivePlan, audience: str, profile_id: str, cached: ProfileHistory
+        self,
+        live: LivePlan,
+        audience: str,
+        profile_id: str,
+        cached: ProfileHistory,
+        *,
+        now: dt.datetime | None = None,
     ) -> ProfileHistory:
         # the history is Redis's: its version, and the whole history when it moved
-        return await refreshed(self, live, audience, profile_id, cached)
+        return await refreshed(self, live, audience, profile_id, cached, now=now)
 
     async def version(self, environment: str, audience: str, profile_id: str) -> int:
         self._usable()

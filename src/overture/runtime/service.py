@@ -314,9 +314,9 @@ class Runtime:
             if result.conflict:  # another node or worker changed this profile meanwhile
                 self._raced_at = time.monotonic()  # (a spent inventory is not a race)
                 if profile_key is not None:
+                    self._histories.pop(profile_key, None)
                     # it may be deciding for this profile right now: let it finish (a random
-                    # pause, so that two nodes do not keep colliding in step); the next
-                    # attempt brings the cached history up to date (_history)
+                    # pause, so that two nodes do not keep colliding in step)
                     await asyncio.sleep(random.uniform(0, 0.001 * (attempt + 1)))
             for offer, period, used in result.exhausted:
                 self.inventory.saw(env, offer, period, used)
