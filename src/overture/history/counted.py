@@ -232,13 +232,12 @@ def profile_query(lookback: Lookback, dialect: str, *, after: bool = False) -> P
         bindparam("responses_since") if responses is not None else None,
         bindparam("events_since") if events is not None else None,
     )
-    who = (
-        V.c.environment == f.environment,
-        V.c.audience == f.audience,
-        V.c.profile_id == f.profile_id,
-    )
     parts: list[Select[Any]] = [
-        select(_text("v"), null(), null(), null(), null(), V.c.version, null()).where(*who)
+        select(_text("v"), null(), null(), null(), null(), V.c.version, null()).where(
+            V.c.environment == f.environment,
+            V.c.audience == f.audience,
+            V.c.profile_id == f.profile_id,
+        )
     ]
     if lookback.presented is not None:
         where, at = _propositions(f)

@@ -264,21 +264,6 @@ class EventRecord:
     entry: Entry | None  # when it counts for presentation policies
 
 
-async def refreshed(
-    ledger: Ledger,
-    live: LivePlan,
-    audience: str,
-    profile_id: str,
-    cached: ProfileHistory,
-    *,
-    now: dt.datetime | None = None,
-) -> ProfileHistory:
-    """Ledger.refresh by reading the version, and the whole history when it moved."""
-    if await ledger.version(live.environment, audience, profile_id) == cached.version:
-        return cached
-    return await ledger.load(live, audience, profile_id, now)
-
-
 class Ledger(Protocol):
     async def start(self) -> None: ...
 

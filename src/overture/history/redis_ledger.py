@@ -68,7 +68,6 @@ from overture.history.ledger import (
     Entry,
     EventRecord,
     ProfileHistory,
-    refreshed,
 )
 from overture.history.recorder import Recorder, rolled_back
 from overture.history.redis_batch import ScriptBatch
@@ -376,17 +375,8 @@ class RedisLedger(SqlLedger):
         ]
         return ProfileHistory.of(int(version), entries)
 
-    async def refresh(
-        self,
-        live: LivePlan,
-        audience: str,
-        profile_id: str,
-        cached: ProfileHistory,
-        *,
-        now: dt.datetime | None = None,
-    ) -> ProfileHistory:
-        # the history is Redis's: its version, and the whole history when it moved
-        return await refreshed(self, live, audience, profile_id, cached, now=now)
+    def _reads_since(self) -> bool:
+        return False  # the history is Redis's: read whole when it moved
 
     async def version(self, environment: str, audience: str, profile_id: str) -> int:
         self._usable()

@@ -30,7 +30,6 @@ from overture.history.ledger import (
     ClaimResult,
     EventRecord,
     ProfileHistory,
-    refreshed,
 )
 from overture.history.recorder import Recorder
 from overture.history.tables import P, split_categories
@@ -161,11 +160,15 @@ class SqlLedger:
         under running nodes would break that: restart them). PostgreSQL's sequences hand
         out ids before the commits that make them visible, in any order: there the whole
         history is read again."""
-        if not self.raw.sqlite:
-            return await refreshed(self, live, audience, profile_id, cached, now=now)
         if await self.version(live.environment, audience, profile_id) == cached.version:
             return cached
+        if not self._reads_since():
+            return await self.load(live, audience, profile_id, now)
         return await self._read(lambda: self._load(live, audience, profile_id, now, cached))
+
+    def _reads_since(self) -> bool:
+        """Whether a moved history is read from where it was left (refresh): on SQLite."""
+        return self.raw.sqlite
 
     async def version(self, environment: str, audience: str, profile_id: str) -> int:
         who = (environment, audience, profile_id)
