@@ -1,9 +1,14 @@
 """The framework's ceiling for the runtime benchmark: a Starlette route that decodes a JSON
 body with msgspec and answers a small JSON object, nothing else (no auth, no decision).
-Served by uvicorn exactly as the runtime is: `uvicorn --factory benchmarks.ceiling:create`."""
+Served exactly as the runtime is (uvicorn with the runtime's HTTP protocol, its workers
+supervised by `overture.server.workers`):
+
+    python -m benchmarks.ceiling --port 8000 [--workers 2]
+"""
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 import msgspec
@@ -23,3 +28,26 @@ async def echo(request: Request) -> Response:
 
 def create() -> Starlette:
     return Starlette(routes=[Route("/v1/decisions", echo, methods=["POST"])])
+
+
+def main() -> None:
+    from overture.server.workers import run
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--workers", type=int, default=1)
+    options = parser.parse_args()
+    run(
+        "benchmarks.ceiling:create",
+        factory=True,
+        host="127.0.0.1",
+        port=options.port,
+        workers=options.workers,
+        log_level="warning",
+        access_log=False,
+        http="overture.server.protocol:Protocol",
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -2,8 +2,8 @@
 
     python -m benchmarks.runtime [--seconds 8] [--connections 32]
 
-Needs wrk (Debian: apt-get install wrk). For each configuration, uvicorn serves the
-runtime in a separate process (1 and 2 workers), with the history recorded in SQLite and,
+Needs wrk (Debian: apt-get install wrk). For each configuration, `overture serve` serves
+the runtime in a separate process (1 and 2 workers), with the history recorded in SQLite and,
 when OVERTURE_TEST_POSTGRES_URL and OVERTURE_TEST_REDIS_URL are set, in PostgreSQL with
 counters and sessions in Redis. Every decision is for a random one of 10,000 demo
 customers on the demo catalog (web_home_hero + web_account_sidebar: up to 4 offers,
@@ -198,7 +198,9 @@ def redeploy(db: Database, seconds: float, times: int = 2) -> threading.Thread:
 
 
 @contextlib.contextmanager
-def server(args: list[str], env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
+def server(
+    args: list[str], workers: int, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, int]]:
     port = _free_port()
     process = subprocess.Popen(
         [*args, "--port", str(port)],
@@ -218,10 +220,32 @@ def server(args: list[str], env: dict[str, str] | None = None) -> Iterator[tuple
             if time.monotonic() > deadline or process.poll() is not None:
                 raise RuntimeError(f"the server did not start: {' '.join(args)}")
             time.sleep(0.1)
+        _wait_for_listeners(port, workers, deadline)
         yield url, process.pid
     finally:
         process.terminate()
         process.wait(timeout=60)
+
+
+def _wait_for_listeners(port: int, workers: int, deadline: float) -> None:
+    """Until every worker listens on the port (each has a socket of its own: a worker
+    still starting would get none of the measured run's connections). Linux's /proc;
+    elsewhere, a second's pause."""
+    table = Path("/proc/net/tcp")
+    if not table.exists():
+        time.sleep(1.0)
+        return
+    while True:
+        listening = sum(
+            1
+            for line in table.read_text().splitlines()[1:]
+            if line.split()[3] == "0A" and int(line.split()[1].split(":")[1], 16) == port
+        )
+        if listening >= workers:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{listening} of {workers} workers listen on port {port}")
+        time.sleep(0.1)
 
 
 @dataclass
@@ -288,15 +312,6 @@ def main() -> None:
         sys.exit("wrk is needed: apt-get install wrk (Debian)")
     overture = str(Path(sys.executable).parent / "overture")
     results: list[Result] = []
-    uvicorn = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "--log-level",
-        "warning",
-        "--no-access-log",
-    ]
 
     def run(
         label: str,
@@ -307,7 +322,7 @@ def main() -> None:
         env: dict[str, str] | None = None,
         during: Database | None = None,
     ) -> None:
-        with server([*args, "--workers", str(workers)], env) as (url, pid):
+        with server([*args, "--workers", str(workers)], workers, env) as (url, pid):
             if during is not None:  # after wrk's 2 s warm-up, over the measured seconds
                 swaps = redeploy(during, options.seconds + 2 * 2)
             load = wrk(url, script, options.seconds, options.connections, pid)
@@ -364,7 +379,7 @@ def main() -> None:
             run(
                 "ceiling (Starlette + msgspec)",
                 workers,
-                [*uvicorn, "benchmarks.ceiling:create"],
+                [sys.executable, "-m", "benchmarks.ceiling"],
                 DECISION_SCRIPT % {"seed": 1, "key": "", "customers": CUSTOMERS},
             )
             for label, url, extra in setups:

@@ -202,10 +202,9 @@ def serve(
     clients")."""
     import json
 
-    import uvicorn
-
     from overture.server.asgi import VARIABLE
     from overture.server.protocol import ClientLimits
+    from overture.server.workers import run as serve_workers
 
     if role not in ("all", "runtime"):
         fail(f"[red]--role is all or runtime, not {role!r}[/]", 2)
@@ -247,7 +246,7 @@ def serve(
         }
     )
     db.dispose()
-    uvicorn.run(
+    serve_workers(  # uvicorn, with a listening socket per worker (server/workers.py)
         "overture.server.asgi:create",
         factory=True,
         host=host,
