@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 
 import pytest
 
 from overture.catalog import Catalog, CatalogError, read_text, validate_source
 from overture.catalog.templates import (
+    MAX_LOOPS,
+    MAX_NESTING,
     MAX_STEPS,
     MAX_VALIDATION_STEPS,
     VARIABLES,
@@ -18,6 +21,7 @@ from overture.catalog.templates import (
     check_template,
 )
 from overture.engine import build_plan
+from overture.engine.render import base_variables, compile_content, render
 from tests.catalog.test_validate import BASE
 from tests.engine.helpers import BASE as ENGINE_BASE
 from tests.engine.helpers import offer
@@ -165,3 +169,48 @@ def test_default_content_is_checked_too() -> None:
     issues = [str(i) for i in validate_source(read_text(source)).errors]
     assert len(issues) == 1
     assert issues[0].startswith("placements[0].default_content.title:1:1: template limit")
+
+
+_NESTED: dict[str, Callable[[int], str]] = {
+    "filters": lambda n: "{{ profile.x" + " | upper" * n + " }}",
+    "operators": lambda n: "{{ " + " + ".join(["profile.x"] * n) + " }}",
+    "brackets": lambda n: "{{ " + "(" * n + "profile.x" + ")" * n + " }}",
+    "lists": lambda n: "{{ " + "[" * n + "1" + "]" * n + " }}",
+    "conditions": lambda n: "{{ " + "1 if profile.x else (" * n + "2" + ")" * n + " }}",
+    "ifs": lambda n: "{% if profile.x %}" * n + "a" + "{% endif %}" * n,
+    "loops": lambda n: "{% for a in profile.x %}" * n + "{{ a }}" + "{% endfor %}" * n,
+    "macros": lambda n: "{% macro m() %}" * n + "a" + "{% endmacro %}" * n,
+}
+
+
+@pytest.mark.parametrize("shape", sorted(_NESTED))
+def test_a_template_nested_too_deeply_is_refused_and_anything_less_compiles(shape: str) -> None:
+    # deeper than Python compiles (200 brackets in an expression, 100 indentation levels,
+    # 20 nested loops), Jinja's compiler failed at deployment, and validation raised
+    # RecursionError (the design API answered 500): now a problem beside the field
+    make = _NESTED[shape]
+    n = 1
+    while not _problems(make(n + 1)):
+        n += 1
+        assert n < 500, "a limit on nesting applies"
+    accepted, refused = make(n), make(n + 1)
+    fields = compile_content({"t": accepted}, html=False)
+    variables = base_variables() | {"profile": {"x": [1]}}
+    assert isinstance(render(fields, variables)["t"], str)  # what is accepted, the engine runs
+    for text in (refused, make(3000)):
+        (problem,) = check_template(text, dict.fromkeys(VARIABLES))
+        assert problem.message.startswith("template nested too deeply: "), problem
+        assert "{% set" in (problem.hint or "")
+    assert n >= 9, "an ordinary template's nesting is accepted"
+
+
+def test_nesting_limits_name_what_is_over() -> None:
+    loops = "{% for a in profile.x %}" * (MAX_LOOPS + 1) + "{% endfor %}" * (MAX_LOOPS + 1)
+    assert _problems(loops) == [
+        f"template nested too deeply: {MAX_LOOPS + 1} loops inside one another, "
+        f"over {MAX_LOOPS} (MAX_LOOPS)"
+    ]
+    filters = "{{ profile.x" + " | upper" * (MAX_NESTING + 5) + " }}"
+    assert _problems(filters) == [
+        f"template nested too deeply: {MAX_NESTING + 1} levels, over {MAX_NESTING} (MAX_NESTING)"
+    ]

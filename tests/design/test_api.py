@@ -88,6 +88,23 @@ def test_validation_errors_list_every_problem_with_locations(demo: Api) -> None:
     }
 
 
+@pytest.mark.parametrize("depth", [100, 1500])
+def test_a_template_nested_too_deeply_is_a_validation_error_not_a_500(
+    demo: Api, depth: int
+) -> None:
+    offer = demo.call("GET", "/v1/design/offers/CC-GOLD").json()
+    title = "{{ profile.first_name" + " | upper" * depth + " }}"  # 1,500: RecursionError
+    spec = offer["spec"] | {"content": offer["spec"]["content"] | {"title": title}}
+    response = demo.call(
+        "PUT", "/v1/design/offers/CC-GOLD", json=spec, headers={"If-Match": f'"{offer["version"]}"'}
+    )
+    assert response.status_code == 422 and response.headers["content-type"] == PROBLEM
+    errors = response.json()["errors"]
+    (error,) = errors
+    assert error["where"] == "offers[CC-GOLD].content.title:1:1"
+    assert error["message"].startswith("template nested too deeply: ")
+
+
 @pytest.mark.slow
 def test_workflow_and_deployments_over_http(demo: Api) -> None:
     def version(code: str) -> dict[str, str]:

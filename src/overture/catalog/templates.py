@@ -100,6 +100,19 @@ checked when it renders."""
 MAX_INT_BITS = 1024
 """The largest integer `*` or `**` may make (about 300 digits)."""
 
+MAX_NESTING = 64
+"""How deep a template's parts may lie inside one another: tags in tags, and in an
+expression filters, operators, calls, lists and conditions. Jinja compiles a template to
+Python, whose own limits are lower than they look (200 parentheses in one expression, 100
+levels of indentation; Jinja's parser and compiler recurse once or more a level): past
+them, compiling failed with a SyntaxError or a RecursionError at deployment, and
+validation failed with the RecursionError (a design API answer 500). Half the tightest
+of them; an ordinary template nests under ten."""
+
+MAX_LOOPS = 10
+"""How many `{% for %}` loops may lie inside one another: Python compiles at most 20
+nested loops in one function (a SyntaxError at 21)."""
+
 _CLOCK_EVERY = 256  # steps between two readings of the clock
 _CHARS_PER_STEP = 6  # one step per 2**6 = 64 characters or items built
 _ITEMS_PER_STEP = 5  # one step per 2**5 = 32 items compared (in, ==, count(), …)
@@ -1252,6 +1265,11 @@ def check_template(
         tree = environment(False).parse(text)
     except TemplateSyntaxError as exc:
         return [TemplateProblem(exc.lineno or 1, 1, f"template syntax: {exc.message}")]
+    except RecursionError:  # Jinja's parser recurses for each bracket: (((…)))
+        return [_too_deep(1, f"more than the parser can follow (MAX_NESTING: {MAX_NESTING})")]
+    deep = _nesting(tree)
+    if deep is not None:
+        return [deep]  # the checks below walk the tree recursively
     problems: list[TemplateProblem] = []
     locals_ = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
     for name in tree.find_all(nodes.Name):
@@ -1292,6 +1310,33 @@ def check_template(
             )
     limits = _StaticLimits(locals_ | set(fields), budget or ValidationBudget())
     return problems + limits.problems(tree)
+
+
+def _nesting(tree: nodes.Template) -> TemplateProblem | None:
+    """The first part nested past MAX_NESTING or MAX_LOOPS, found without recursing."""
+    stack: list[tuple[nodes.Node, int, int]] = [(tree, 0, 0)]
+    while stack:
+        node, depth, loops = stack.pop()
+        if isinstance(node, nodes.For):
+            loops += 1
+            if loops > MAX_LOOPS:
+                return _too_deep(
+                    node.lineno, f"{loops} loops inside one another, over {MAX_LOOPS} (MAX_LOOPS)"
+                )
+        if depth > MAX_NESTING:
+            return _too_deep(node.lineno, f"{depth} levels, over {MAX_NESTING} (MAX_NESTING)")
+        stack.extend((child, depth + 1, loops) for child in node.iter_child_nodes())
+    return None
+
+
+def _too_deep(line: int, how: str) -> TemplateProblem:
+    return TemplateProblem(
+        line,
+        1,
+        f"template nested too deeply: {how}",
+        "split it: give a part a name with {% set name = … %} and use the name, or write a "
+        "macro; see 'Template limits' in docs/catalog.md",
+    )
 
 
 # -- what validation sees of the limits ---------------------------------------------------

@@ -266,6 +266,7 @@ class _Semantic:
         self.positions = positions
         self.broken = broken
         self.issues: list[Issue] = []
+        self._reported: set[Issue] = set()
         self.scopes = scopes.Scopes(catalog)
         # one budget for the templates' constant parts of the whole catalog: a catalog of
         # many costly templates cannot hold validation (and the design API) for long
@@ -294,9 +295,13 @@ class _Semantic:
         severity: Severity = "error",
         rule_pos: tuple[int, int] | None = None,
     ) -> None:
-        self.issues.append(
-            _located(self.source, path, message, hint, severity=severity, rule_pos=rule_pos)
-        )
+        issue = _located(self.source, path, message, hint, severity=severity, rule_pos=rule_pos)
+        # an offer's content is checked once per placement it is on: a problem that does
+        # not depend on the placement (a syntax error, a template nested too deeply) is
+        # told once, not once per placement
+        if issue not in self._reported:
+            self._reported.add(issue)
+            self.issues.append(issue)
 
     def ref(
         self, path: Path, kind: str, section: str, name: str | None, known: Iterable[str]
