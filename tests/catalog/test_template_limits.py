@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -180,7 +181,17 @@ _NESTED: dict[str, Callable[[int], str]] = {
     "ifs": lambda n: "{% if profile.x %}" * n + "a" + "{% endif %}" * n,
     "loops": lambda n: "{% for a in profile.x %}" * n + "{{ a }}" + "{% endfor %}" * n,
     "macros": lambda n: "{% macro m() %}" * n + "a" + "{% endmacro %}" * n,
+    "elifs": lambda n: (
+        "{% if profile.x == 0 %}a"
+        + "".join("{% elif profile.x == " + str(i) + " %}b" for i in range(1, n))
+        + "{% else %}c{% endif %}"
+    ),
 }
+
+
+def _at_depth(frames: int, call: Callable[[], Any]) -> Any:
+    """`call()` run `frames` Python frames deeper than here."""
+    return call() if frames == 0 else _at_depth(frames - 1, call)
 
 
 @pytest.mark.parametrize("shape", sorted(_NESTED))
@@ -202,6 +213,37 @@ def test_a_template_nested_too_deeply_is_refused_and_anything_less_compiles(shap
         assert problem.message.startswith("template nested too deeply: "), problem
         assert "{% set" in (problem.hint or "")
     assert n >= 9, "an ordinary template's nesting is accepted"
+    # the same answer however deep the caller's stack already is (the console validates
+    # inside a request; Jinja's parser recurses a dozen times a bracket)
+    for frames in (100, 300):
+        assert _at_depth(frames, lambda: _problems(accepted)) == []
+        assert _at_depth(frames, lambda: _problems(refused)) == _problems(refused)
+
+
+def test_a_template_may_define_and_call_its_own_macros() -> None:
+    text = (
+        "{% macro money(x) %}{{ '%.2f' % x }} {{ varargs | length }}{% endmacro %}"
+        "{% macro box() %}[{{ caller() }}]{% endmacro %}"
+        "{{ money(offer.apr) }} {% call box() %}{{ profile.first_name }}{% endcall %}"
+    )
+    assert _problems(text) == []
+    fields = compile_content({"t": text}, html=False)
+    variables = base_variables() | {"profile": {"first_name": "Ann"}, "offer": {"apr": 3}}
+    assert render(fields, variables)["t"] == "3.00 0 [Ann]"
+
+
+@pytest.mark.parametrize(
+    ("text", "tag"),
+    [
+        ("{% include 'footer.html' %}", "include"),
+        ("{% extends 'base.html' %}", "extends"),
+        ("{% import 'macros.html' as m %}", "import"),
+        ("{% from 'macros.html' import box %}", "from … import"),
+    ],
+)
+def test_reading_other_templates_is_refused(text: str, tag: str) -> None:
+    # they passed validation and failed every render: there is no other template
+    assert f"{{% {tag} %}} is not available: offer content is one template" in _problems(text)[0]
 
 
 def test_nesting_limits_name_what_is_over() -> None:

@@ -36,7 +36,7 @@ def _free_port() -> int:
 
 
 class Served:
-    def __init__(self, args: list[str], cwd: Path) -> None:
+    def __init__(self, args: list[str], cwd: Path, *, new_session: bool = False) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "COLUMNS": "200"}
@@ -48,6 +48,7 @@ class Served:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            start_new_session=new_session,  # a process group of its own, as in a terminal
         )
         self.output = ""
 

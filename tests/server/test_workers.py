@@ -1,5 +1,8 @@
 """`overture serve --workers 2` (server/workers.py): connections are spread over the
-workers, a worker that dies is replaced, a stop stops them all, a taken port is refused.
+workers, a worker that dies is replaced, a stop (SIGTERM, or Ctrl+C to the terminal's
+process group) stops them all, a supervisor killed takes its workers with it, SIGHUP,
+SIGTTIN and SIGTTOU restart, add and remove workers, a taken port is refused (even by a
+socket that would share it), a worker that cannot start stops the server with status 3.
 
 Real processes on real sockets; which worker holds a connection is read from /proc
 (Linux, where the workers' sockets are spread: elsewhere uvicorn's supervisor serves)."""
@@ -138,9 +141,14 @@ def test_a_stop_stops_every_worker(two_workers: Served) -> None:
     assert _tcp(two_workers.port) == [] or all(s != "0A" for s, _ in _tcp(two_workers.port))
 
 
-def test_an_address_in_use_is_refused_at_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("shared", [False, True])
+def test_an_address_in_use_is_refused_at_once(tmp_path: Path, shared: bool) -> None:
+    # a socket that set SO_REUSEPORT (another `overture serve` on the port, or workers a
+    # killed supervisor left) would have let the workers join it and share its port
     serve = [OVERTURE, "serve", "--role", "runtime", "--database", str(tmp_path / "o.db")]
     with socket.socket() as taken:
+        if shared:
+            taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
@@ -154,3 +162,73 @@ def test_an_address_in_use_is_refused_at_once(tmp_path: Path) -> None:
     assert result.returncode == 3
     assert f"cannot serve on 127.0.0.1:{port}" in result.stderr
     assert "Address already in use" in result.stderr
+
+
+def _gone(pids: list[int], timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = []
+        for pid in pids:
+            try:
+                os.kill(pid, 0)
+                alive.append(pid)
+            except ProcessLookupError:
+                pass
+        if not alive:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_workers_stop_when_their_supervisor_is_killed(two_workers: Served) -> None:
+    workers = list(_wait_for_workers(two_workers, 2))
+    two_workers.process.kill()  # SIGKILL: no chance to stop them itself
+    two_workers.process.wait(timeout=30)
+    assert _gone(workers), "workers left serving without their supervisor"
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{two_workers.url}/healthz", timeout=2)
+
+
+def test_hup_restarts_the_workers_and_ttin_ttou_add_and_remove_one(two_workers: Served) -> None:
+    before = set(_wait_for_workers(two_workers, 2))
+    two_workers.process.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 60
+    while not (len(after := _workers(two_workers)) == 2 and not before & set(after)):
+        assert time.monotonic() < deadline, f"not restarted: {before} then {_workers(two_workers)}"
+        time.sleep(0.1)
+    two_workers.process.send_signal(signal.SIGTTIN)
+    _wait_for_workers(two_workers, 3)
+    two_workers.process.send_signal(signal.SIGTTOU)
+    _wait_for_workers(two_workers, 2)
+    assert httpx.get(f"{two_workers.url}/healthz").status_code == 200
+
+
+def test_ctrl_c_in_a_terminal_stops_everything_quietly(tmp_path: Path) -> None:
+    # the terminal sends SIGINT to the whole process group: the workers and the supervisor
+    served = Served(
+        ["--role", "runtime", "--database", str(tmp_path / "o.db"), "--workers", "2"],
+        tmp_path,
+        new_session=True,
+    )
+    served.wait_ready()
+    workers = list(_wait_for_workers(served, 2))
+    os.killpg(served.process.pid, signal.SIGINT)
+    output, _ = served.process.communicate(timeout=60)
+    assert served.process.returncode == 0, output
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
+    assert _gone(workers)
+
+
+def test_a_worker_that_cannot_start_stops_the_server_with_status_3(tmp_path: Path) -> None:
+    serve = [OVERTURE, "serve", "--role", "runtime", "--database", str(tmp_path / "o.db")]
+    started = time.monotonic()
+    result = subprocess.run(  # a Redis URL the client refuses: the app cannot be made
+        [*serve, "--workers", "2", "--port", "0", "--redis", "bogus://x"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert time.monotonic() - started < 60
+    assert "a worker could not start: stopping" in result.stderr

@@ -100,14 +100,17 @@ checked when it renders."""
 MAX_INT_BITS = 1024
 """The largest integer `*` or `**` may make (about 300 digits)."""
 
-MAX_NESTING = 64
-"""How deep a template's parts may lie inside one another: tags in tags, and in an
-expression filters, operators, calls, lists and conditions. Jinja compiles a template to
-Python, whose own limits are lower than they look (200 parentheses in one expression, 100
-levels of indentation; Jinja's parser and compiler recurse once or more a level): past
-them, compiling failed with a SyntaxError or a RecursionError at deployment, and
-validation failed with the RecursionError (a design API answer 500). Half the tightest
-of them; an ordinary template nests under ten."""
+MAX_NESTING = 32
+"""How deep a template's parts may lie inside one another: tags in tags (each `elif`
+counts as one more: Python nests them), and in an expression brackets, filters,
+operators, calls, lists and conditions. Jinja compiles a template to Python, whose own
+limits are lower than they look (200 parentheses in one expression, 100 levels of
+indentation), and Jinja's parser recurses a dozen times for each bracket: past them,
+compiling failed with a SyntaxError or a RecursionError at deployment, and validation
+failed with the RecursionError (a design API answer 500). Brackets are counted from the
+template's tokens and the rest from its syntax tree, neither by recursing, so the answer
+does not depend on how deep the caller's stack already is. An ordinary template nests
+under ten."""
 
 MAX_LOOPS = 10
 """How many `{% for %}` loops may lie inside one another: Python compiles at most 20
@@ -1261,6 +1264,13 @@ def check_template(
     """
     if not is_template(text):
         return []
+    deepest, line = _brackets(text)
+    if deepest > MAX_NESTING:
+        return [
+            _too_deep(
+                line, f"{deepest} brackets inside one another, over {MAX_NESTING} (MAX_NESTING)"
+            )
+        ]
     try:
         tree = environment(False).parse(text)
     except TemplateSyntaxError as exc:
@@ -1271,7 +1281,21 @@ def check_template(
     if deep is not None:
         return [deep]  # the checks below walk the tree recursively
     problems: list[TemplateProblem] = []
+    for tag, kind in _NO_FILES:
+        for reading in tree.find_all(kind):
+            problems.append(
+                TemplateProblem(
+                    reading.lineno,
+                    1,
+                    f"{{% {tag} %}} is not available: offer content is one template, with no "
+                    "other templates to read",
+                    "write the text here, or a macro ({% macro name(…) %}) to use it twice",
+                )
+            )
     locals_ = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
+    macros = {m.name for m in tree.find_all(nodes.Macro)}
+    if macros:  # and what a macro's body may read of its call
+        locals_ |= macros | {"caller", "varargs", "kwargs"}
     for name in tree.find_all(nodes.Name):
         if name.ctx != "load" or name.name in locals_ or name.name in fields:
             continue
@@ -1312,6 +1336,35 @@ def check_template(
     return problems + limits.problems(tree)
 
 
+_NO_FILES = (
+    ("include", nodes.Include),
+    ("extends", nodes.Extends),
+    ("import", nodes.Import),
+    ("from … import", nodes.FromImport),
+)
+_OPENING, _CLOSING = frozenset("([{"), frozenset(")]}")
+
+
+def _brackets(text: str) -> tuple[int, int]:
+    """How deep brackets nest inside the template's tags, and the line of the deepest
+    (from Jinja's tokens: brackets in text, strings and comments do not count)."""
+    depth = deepest = 0
+    line = 1
+    try:
+        for lineno, kind, value in environment(False).lex(text):
+            if kind != "operator":
+                continue
+            if value in _OPENING:
+                depth += 1
+                if depth > deepest:
+                    deepest, line = depth, lineno
+            elif value in _CLOSING:
+                depth -= 1
+    except TemplateSyntaxError:
+        pass  # the parser says what is wrong
+    return deepest, line
+
+
 def _nesting(tree: nodes.Template) -> TemplateProblem | None:
     """The first part nested past MAX_NESTING or MAX_LOOPS, found without recursing."""
     stack: list[tuple[nodes.Node, int, int]] = [(tree, 0, 0)]
@@ -1325,6 +1378,13 @@ def _nesting(tree: nodes.Template) -> TemplateProblem | None:
                 )
         if depth > MAX_NESTING:
             return _too_deep(node.lineno, f"{depth} levels, over {MAX_NESTING} (MAX_NESTING)")
+        if isinstance(node, nodes.If) and node.elif_:  # Python nests each elif in an else
+            branches = {id(branch): k for k, branch in enumerate(node.elif_, 1)}
+            stack.extend(
+                (child, depth + 1 + branches.get(id(child), 0), loops)
+                for child in node.iter_child_nodes()
+            )
+            continue
         stack.extend((child, depth + 1, loops) for child in node.iter_child_nodes())
     return None
 
@@ -1335,7 +1395,7 @@ def _too_deep(line: int, how: str) -> TemplateProblem:
         1,
         f"template nested too deeply: {how}",
         "split it: give a part a name with {% set name = … %} and use the name, or write a "
-        "macro; see 'Template limits' in docs/catalog.md",
+        "macro ({% macro name(…) %}); see 'Template limits' in docs/catalog.md",
     )
 
 

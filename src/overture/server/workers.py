@@ -13,12 +13,21 @@ So on Linux each worker binds a listening socket of its own to the address, with
 SO_REUSEPORT, and the kernel hands each new connection to one of them by a hash of its
 addresses, whatever the workers are doing at that moment (measured: 12 to 20 of 32 each).
 This process, the supervisor, holds the address with a socket it binds but never listens
-on (an address another program holds is refused before any worker starts, and port 0
-picks one port for all of them), starts the workers, starts a new one in place of one that
-dies, and stops them all on SIGINT or SIGTERM: each worker then finishes its requests and
-writes what its runtime accepted, as a single server does. A worker that fails to start
-(uvicorn's exit status 3: the application's startup failed) stops the whole server with
-that status: starting it again would fail again.
+on (port 0 picks one port for all the workers), starts the workers, starts a new one in
+place of one that dies (waiting longer each time one dies young, up to 5 s), and stops
+them all on SIGINT or SIGTERM: each worker then finishes its requests and writes what its
+runtime accepted, as a single server does, however long that takes. SIGHUP restarts the
+workers one after the other, SIGTTIN adds one and SIGTTOU stops one (as uvicorn's
+supervisor does). A worker that fails to start (its application or its startup raised)
+stops the whole server with exit status 3: starting it again would fail again.
+
+SO_REUSEPORT lets any socket of the same user that sets it join the address, so before
+binding, the supervisor checks that no socket at all holds it (a second `overture serve`
+on the same port is refused, as uvicorn refuses it); and each worker asks the kernel for
+SIGTERM when the supervisor dies (PR_SET_PDEATHSIG), so that a supervisor killed with
+SIGKILL leaves no worker serving behind it. What the kernel's hashing trades: a connection
+goes to its worker however busy that worker is, and the connections waiting in the queue
+of a worker that dies are reset.
 
 Elsewhere uvicorn's supervisor is used: macOS and the BSDs accept SO_REUSEPORT but do not
 spread connections over the sockets.
@@ -26,8 +35,10 @@ spread connections over the sockets.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
+import os
 import signal
 import socket
 import sys
@@ -42,7 +53,8 @@ from uvicorn.config import STARTUP_FAILURE
 log = logging.getLogger("overture.server")
 
 SPREADS = sys.platform == "linux" and hasattr(socket, "SO_REUSEPORT")
-STOP_SECONDS = 60.0  # how long a stopping worker may take to drain before it is killed
+YOUNG_SECONDS = 10.0  # a worker that dies younger than this is restarted after a pause
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def run(app: str, *, host: str, port: int, workers: int, **options: Any) -> None:
@@ -51,6 +63,9 @@ def run(app: str, *, host: str, port: int, workers: int, **options: Any) -> None
         uvicorn.run(app, host=host, port=port, workers=workers, **options)
         return
     try:
+        if port != 0:
+            _socket(host, port, reuse_port=False).close()  # nobody holds it, not even
+            # a socket that set SO_REUSEPORT (which the next bind would join)
         held = _socket(host, port)
     except OSError as exc:
         print(f"cannot serve on {host}:{port}: {exc}", file=sys.stderr)
@@ -60,12 +75,13 @@ def run(app: str, *, host: str, port: int, workers: int, **options: Any) -> None
         sys.exit(_Supervisor(app, host, port, workers, options).run())
 
 
-def _socket(host: str, port: int) -> socket.socket:
+def _socket(host: str, port: int, *, reuse_port: bool = True) -> socket.socket:
     """A socket bound to the address beside the workers' (uvicorn's reading of the host)."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
     except BaseException:
         sock.close()
@@ -73,10 +89,24 @@ def _socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _work(app: str, host: str, port: int, options: dict[str, Any]) -> None:
-    """A worker process: uvicorn serving `app` on a listening socket of its own."""
+def _work(app: str, host: str, port: int, options: dict[str, Any], supervisor: int) -> None:
+    """A worker process: uvicorn serving `app` on a listening socket of its own, until
+    told to stop or its supervisor is gone."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
+    if os.getppid() != supervisor:  # it died before the request was made
+        return
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, **options))
-    server.run(sockets=[_socket(host, port)])
+    try:
+        server.run(sockets=[_socket(host, port)])
+    except KeyboardInterrupt:  # uvicorn raises again the Ctrl+C it has handled
+        return
+    except BaseException:
+        if server.started:
+            raise
+        log.exception("the worker could not start")
+        sys.exit(STARTUP_FAILURE)
     if not server.started:
         sys.exit(STARTUP_FAILURE)
 
@@ -85,57 +115,86 @@ class _Supervisor:
     def __init__(
         self, app: str, host: str, port: int, workers: int, options: dict[str, Any]
     ) -> None:
-        self.args = (app, host, port, options)
-        self.slots: list[BaseProcess | None] = [None] * workers
+        self.args = (app, host, port, options, os.getpid())
+        self.slots: list[tuple[BaseProcess, float]] = []
+        self.workers = workers
         self.stopping = False
+        self.signals: list[int] = []  # HUP, TTIN, TTOU received, handled by the loop
+        self.pause = 0.0  # before starting a worker in place of one that died young
         self.context = multiprocessing.get_context("spawn")
 
     def run(self) -> int:
         """Serve until a signal to stop (0) or a worker fails to start (its status)."""
-        previous = {s: signal.signal(s, self._stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        handled = {
+            signal.SIGINT: self._stop,
+            signal.SIGTERM: self._stop,
+            signal.SIGHUP: self._later,
+            signal.SIGTTIN: self._later,
+            signal.SIGTTOU: self._later,
+        }
+        previous = {s: signal.signal(s, handler) for s, handler in handled.items()}
         status = 0
         try:
-            for i in range(len(self.slots)):
-                self._start(i)
-            while not self.stopping:
-                running = [p for p in self.slots if p is not None]
-                wait([p.sentinel for p in running], timeout=0.5)
-                for i, process in enumerate(self.slots):
-                    if process is None or process.is_alive() or self.stopping:
-                        continue
-                    if process.exitcode == STARTUP_FAILURE:
-                        log.error("a worker could not start: stopping")
-                        self.stopping, status = True, STARTUP_FAILURE
-                        break
-                    log.warning(
-                        "worker %s ended (status %s): starting another",
-                        process.pid,
-                        process.exitcode,
-                    )
-                    time.sleep(0.1)  # a worker that dies at once is not restarted in a tight loop
-                    self._start(i)
+            self.slots = [self._start() for _ in range(self.workers)]
+            while not self.stopping and status == 0:
+                wait([p.sentinel for p, _ in self.slots], timeout=0.5)
+                while self.signals and not self.stopping:
+                    self._on(self.signals.pop(0))
+                status = self._replace_the_dead()
         finally:
-            self._stop_all()
+            self._stop_all([p for p, _ in self.slots])
             for s, handler in previous.items():
                 signal.signal(s, handler)
         return status
 
-    def _start(self, slot: int) -> None:
+    def _replace_the_dead(self) -> int:
+        for i, (process, started) in enumerate(self.slots):
+            if process.is_alive() or self.stopping:
+                continue
+            process.join()
+            if process.exitcode == STARTUP_FAILURE:
+                log.error("a worker could not start: stopping")
+                return STARTUP_FAILURE
+            young = time.monotonic() - started < YOUNG_SECONDS
+            self.pause = min(max(0.1, self.pause * 2), 5.0) if young else 0.0
+            log.warning(
+                "worker %s ended (status %s): starting another%s",
+                process.pid,
+                process.exitcode,
+                f" in {self.pause:.1f} s" if self.pause else "",
+            )
+            time.sleep(self.pause)
+            self.slots[i] = self._start()
+        return 0
+
+    def _on(self, received: int) -> None:
+        if received == signal.SIGHUP:  # restart them one at a time: the others serve
+            for i, (process, _started) in enumerate(self.slots):
+                self._stop_all([process])
+                self.slots[i] = self._start()
+        elif received == signal.SIGTTIN:
+            self.slots.append(self._start())
+        elif received == signal.SIGTTOU and len(self.slots) > 1:
+            process, _started = self.slots.pop()
+            self._stop_all([process])
+
+    def _start(self) -> tuple[BaseProcess, float]:
         process = self.context.Process(target=_work, args=self.args, daemon=False)
         process.start()
-        self.slots[slot] = process
+        return process, time.monotonic()
 
     def _stop(self, _signal: int, _frame: Any) -> None:
         self.stopping = True
 
-    def _stop_all(self) -> None:
-        running = [p for p in self.slots if p is not None and p.is_alive()]
+    def _later(self, received: int, _frame: Any) -> None:
+        self.signals.append(received)
+
+    @staticmethod
+    def _stop_all(processes: list[BaseProcess]) -> None:
+        """SIGTERM to each: uvicorn finishes its requests and the node writes what it
+        accepted; waited for however long that takes."""
+        running = [p for p in processes if p.is_alive()]
         for process in running:
-            process.terminate()  # SIGTERM: uvicorn finishes its requests, the node drains
-        deadline = time.monotonic() + STOP_SECONDS
+            process.terminate()
         for process in running:
-            process.join(max(0.0, deadline - time.monotonic()))
-            if process.is_alive():
-                log.error("worker %s did not stop in %.0f s: killed", process.pid, STOP_SECONDS)
-                process.kill()
-                process.join()
+            process.join()
