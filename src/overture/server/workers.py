@@ -164,6 +164,8 @@ class _Supervisor:
                 f" in {self.pause:.1f} s" if self.pause else "",
             )
             time.sleep(self.pause)
+            if self.stopping:  # told to stop during the pause
+                break
             self.slots[i] = self._start()
         return 0
 
@@ -171,6 +173,8 @@ class _Supervisor:
         if received == signal.SIGHUP:  # restart them one at a time: the others serve
             for i, (process, _started) in enumerate(self.slots):
                 self._stop_all([process])
+                if self.stopping:  # told to stop meanwhile: the dead one stays dead
+                    break
                 self.slots[i] = self._start()
         elif received == signal.SIGTTIN:
             self.slots.append(self._start())
