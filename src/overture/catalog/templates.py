@@ -1277,12 +1277,13 @@ def check_template(
         return [TemplateProblem(exc.lineno or 1, 1, f"template syntax: {exc.message}")]
     except RecursionError:  # Jinja's parser recurses for each bracket: (((…)))
         return [_too_deep(1, f"more than the parser can follow (MAX_NESTING: {MAX_NESTING})")]
-    deep = _nesting(tree)
-    if deep is not None:
-        return [deep]  # the checks below walk the tree recursively
+    walked = _walk(tree)
+    if isinstance(walked, TemplateProblem):
+        return [walked]
+    every = walked  # each check below reads this list (Jinja's find_all recurses)
     problems: list[TemplateProblem] = []
     for tag, kind in _NO_FILES:
-        for reading in tree.find_all(kind):
+        for reading in (n for n in every if isinstance(n, kind)):
             problems.append(
                 TemplateProblem(
                     reading.lineno,
@@ -1292,11 +1293,12 @@ def check_template(
                     "write the text here, or a macro ({% macro name(…) %}) to use it twice",
                 )
             )
-    locals_ = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
-    macros = {m.name for m in tree.find_all(nodes.Macro)}
+    names = [n for n in every if isinstance(n, nodes.Name)]
+    locals_ = {n.name for n in names if n.ctx in ("store", "param")}
+    macros = {m.name for m in every if isinstance(m, nodes.Macro)}
     if macros:  # and what a macro's body may read of its call
         locals_ |= macros | {"caller", "varargs", "kwargs"}
-    for name in tree.find_all(nodes.Name):
+    for name in names:
         if name.ctx != "load" or name.name in locals_ or name.name in fields:
             continue
         problems.append(
@@ -1307,7 +1309,9 @@ def check_template(
                 suggest(name.name, list(fields)) or "variables: " + ", ".join(VARIABLES),
             )
         )
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+    for node in every:
+        if not isinstance(node, (nodes.Getattr, nodes.Getitem)):
+            continue
         target = getattr(node, "node", None)
         if not (isinstance(target, nodes.Name) and target.name in fields):
             continue
@@ -1333,7 +1337,7 @@ def check_template(
                 )
             )
     limits = _StaticLimits(locals_ | set(fields), budget or ValidationBudget())
-    return problems + limits.problems(tree)
+    return problems + limits.problems(tree, every)
 
 
 _NO_FILES = (
@@ -1350,6 +1354,8 @@ def _brackets(text: str) -> tuple[int, int]:
     (from Jinja's tokens: brackets in text, strings and comments do not count)."""
     depth = deepest = 0
     line = 1
+    if sum(text.count(c) for c in _OPENING) <= MAX_NESTING:
+        return 0, 1  # not that many in all (tags' own braces included): no need to lex
     try:
         for lineno, kind, value in environment(False).lex(text):
             if kind != "operator":
@@ -1365,11 +1371,15 @@ def _brackets(text: str) -> tuple[int, int]:
     return deepest, line
 
 
-def _nesting(tree: nodes.Template) -> TemplateProblem | None:
-    """The first part nested past MAX_NESTING or MAX_LOOPS, found without recursing."""
+def _walk(tree: nodes.Template) -> list[nodes.Node] | TemplateProblem:
+    """Every node, in the order Jinja's find_all gives them (a parent before its children),
+    or the first one nested past MAX_NESTING or MAX_LOOPS: found without recursing, so
+    that the checks after it may recurse."""
+    every: list[nodes.Node] = []
     stack: list[tuple[nodes.Node, int, int]] = [(tree, 0, 0)]
     while stack:
         node, depth, loops = stack.pop()
+        every.append(node)
         if isinstance(node, nodes.For):
             loops += 1
             if loops > MAX_LOOPS:
@@ -1378,15 +1388,14 @@ def _nesting(tree: nodes.Template) -> TemplateProblem | None:
                 )
         if depth > MAX_NESTING:
             return _too_deep(node.lineno, f"{depth} levels, over {MAX_NESTING} (MAX_NESTING)")
-        if isinstance(node, nodes.If) and node.elif_:  # Python nests each elif in an else
+        branches = {}  # Python nests each elif in an else: the k-th is k levels deeper
+        if isinstance(node, nodes.If):
             branches = {id(branch): k for k, branch in enumerate(node.elif_, 1)}
-            stack.extend(
-                (child, depth + 1 + branches.get(id(child), 0), loops)
-                for child in node.iter_child_nodes()
-            )
-            continue
-        stack.extend((child, depth + 1, loops) for child in node.iter_child_nodes())
-    return None
+        stack.extend(  # reversed: the first child is taken first
+            (child, depth + 1 + branches.get(id(child), 0), loops)
+            for child in reversed(list(node.iter_child_nodes()))
+        )
+    return every
 
 
 def _too_deep(line: int, how: str) -> TemplateProblem:
@@ -1422,25 +1431,19 @@ class _StaticLimits:
         self.flags: dict[int, tuple[bool, bool]] = {}  # by id(node): costly, unknown
         self.opaque: set[int] = set()  # id(node): raised _Unknown once, will again
 
-    def problems(self, tree: nodes.Template) -> list[TemplateProblem]:
-        self.scan(tree)
+    def problems(self, tree: nodes.Template, every: list[nodes.Node]) -> list[TemplateProblem]:
+        self.scan(every)
         # past the budget, or nested deeper than Python recurses: left to the render
         with contextlib.suppress(_Spent, RecursionError):
             self.visit(tree, 1)
         return self.found
 
-    def scan(self, tree: nodes.Template) -> None:
-        """For every node, whether it or a part of it is costly, and whether it reads a
-        variable or a local: found in one pass (asking every node in turn would be
-        quadratic in how deep they nest)."""
-        order: list[nodes.Node] = []  # parents before their children
-        stack: list[nodes.Node] = [tree]
-        while stack:
-            node = stack.pop()
-            order.append(node)
-            stack.extend(node.iter_child_nodes())
+    def scan(self, every: list[nodes.Node]) -> None:
+        """For every node (`every`: parents before their children), whether it or a part
+        of it is costly, and whether it reads a variable or a local: found in one pass
+        (asking every node in turn would be quadratic in how deep they nest)."""
         flags = self.flags
-        for node in reversed(order):
+        for node in reversed(every):
             costly = self.costly(node)
             unknown = isinstance(node, nodes.Name) and (
                 node.name in self.names or node.name not in self.env.globals

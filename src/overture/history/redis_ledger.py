@@ -62,13 +62,7 @@ from overture.history.failures import (
     reason,
     redis_down,
 )
-from overture.history.ledger import (
-    Claim,
-    ClaimResult,
-    Entry,
-    EventRecord,
-    ProfileHistory,
-)
+from overture.history.ledger import Claim, ClaimResult, Entry, EventRecord, ProfileHistory
 from overture.history.recorder import Recorder, rolled_back
 from overture.history.redis_batch import ScriptBatch
 from overture.history.sql_ledger import SqlLedger, insert_propositions
