@@ -396,9 +396,11 @@ def when(test: exp.Expr, value: exp.Expr) -> exp.Expr:
 def _sql_abs(a: list[exp.Expr], t: list[Type], ctx: SqlContext) -> exp.Expr:
     if t[0] != Type.INT:
         return exp.Abs(this=a[0])
-    # abs(-2**63) does not fit: null, where engines raise or wrap
+    # abs(-2**63) does not fit: null, where engines raise or wrap. On 64 bits: a small
+    # literal is a 32-bit INTEGER to DuckDB and PostgreSQL, whose abs(-2**31) overflows
+    # (as int_op casts its operands)
     fits = exp.GT(this=a[0].copy(), expression=int_literal(INT64_MIN))
-    return when(fits, exp.Abs(this=a[0]))
+    return when(fits, exp.Abs(this=exp.cast(a[0], "BIGINT")))
 
 
 def _sql_to_int(name: str) -> SqlImpl:
